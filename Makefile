@@ -1,0 +1,30 @@
+# riskguard — the two set-up commands of the README are `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/riskguard serve
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python bench/cel_runtime.py
+	$(BIN)/python bench/decision.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

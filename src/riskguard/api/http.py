@@ -1,0 +1,286 @@
+"""The HTTP adapter: parse, authenticate, call RiskGuard, render. No decision logic lives here."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response
+
+from riskguard.api.auth import Authenticator, actor_of
+from riskguard.api.schemas import LabelBatch, ListEntries, ListRemoval, Outcome
+from riskguard.app import RiskGuard
+from riskguard.errors import RiskguardError, ValidationFailed
+from riskguard.events.schema import Event, EventBatch
+from riskguard.events.validate import decode_body, parse_batch, parse_event
+from riskguard.store.lists import check_list_name
+
+log = logging.getLogger("riskguard.api")
+_encode = msgspec.json.Encoder(decimal_format="string").encode
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(_encode(content), status_code=status, media_type="application/json")
+
+
+def _schema(type_: Any) -> dict[str, Any]:
+    schema, components = msgspec.json.schema_components([type_], ref_template="#/components/schemas/{name}")
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema[0]}}},
+        "x-components": components,
+    }
+
+
+def create_app(rg: RiskGuard | None = None) -> FastAPI:
+    """The FastAPI application; builds a RiskGuard from the environment when none is given."""
+    guard = rg if rg is not None else RiskGuard()
+    settings = guard.settings
+    auth = Authenticator(guard.api_keys, enabled=settings.auth)
+    app = FastAPI(
+        title="riskguard",
+        version="0.1.0",
+        description="Risk decisions for payments, transfers, logins, sign-ups, loans and complaints. "
+        "Authenticate with `Authorization: Bearer KEY`.",
+    )
+    app.state.riskguard = guard
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        limit = settings.max_body_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ValidationFailed(
+                [{"loc": ["body"], "type": "too_large", "msg": f"body is {declared} bytes; the limit is {limit}"}]
+            )
+        body = await request.body()
+        if len(body) > limit:
+            raise ValidationFailed(
+                [{"loc": ["body"], "type": "too_large", "msg": f"body is {len(body)} bytes; the limit is {limit}"}]
+            )
+        return body
+
+    @app.exception_handler(RiskguardError)
+    async def on_error(_request: Request, exc: RiskguardError) -> Response:
+        content: dict[str, Any] = {"error": exc.code, "message": str(exc)}
+        if isinstance(exc, ValidationFailed):
+            content["detail"] = exc.errors
+        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        return Response(_encode(content), status_code=exc.status, media_type="application/json", headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_request_error(_request: Request, exc: RequestValidationError) -> Response:
+        detail = [
+            {"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
+        return _json({"error": "validation_error", "message": "invalid request", "detail": detail}, 422)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return _json({"error": "internal_error", "message": "internal error; it has been logged"}, 500)
+
+    limits = {
+        "max_attributes_bytes": settings.max_attributes_bytes,
+        "max_attributes_depth": settings.max_attributes_depth,
+    }
+
+    @app.post(
+        "/v1/decisions",
+        tags=["decisions"],
+        openapi_extra=_schema(Event),
+        summary="Decide an event now (durably recorded before the answer)",
+    )
+    async def post_decision(request: Request, explain: bool = Query(False)) -> Response:
+        auth.identify(request, "decide")
+        event = parse_event(await read_body(request), **limits)
+        return _json(await guard.decide_async(event, with_explain=explain))
+
+    @app.post(
+        "/v1/events",
+        tags=["decisions"],
+        status_code=202,
+        openapi_extra=_schema(EventBatch),
+        summary="Accept up to 1,000 events for decision in the background",
+    )
+    async def post_events(request: Request) -> Response:
+        auth.identify(request, "decide")
+        events = parse_batch(await read_body(request), max_events=settings.max_batch_events, **limits)
+        return _json(guard.ingest(events), 202)
+
+    @app.get("/v1/decisions/{event_id}", tags=["decisions"], summary="A stored decision")
+    async def get_decision(request: Request, event_id: str, explain: bool = Query(False)) -> Response:
+        auth.identify(request, "decide")
+        result = guard.get_decision(event_id, with_explain=explain)
+        return _json(result, 200 if result["status"] == "decided" else 202)
+
+    @app.post(
+        "/v1/decisions/{event_id}/outcome",
+        tags=["decisions"],
+        openapi_extra=_schema(Outcome),
+        summary="Report the result of a step-up challenge",
+    )
+    async def post_outcome(request: Request, event_id: str) -> Response:
+        auth.identify(request, "decide")
+        outcome = decode_body(await read_body(request), Outcome)
+        return _json(guard.report_outcome(event_id, outcome.result, outcome.method, outcome.reported_at))
+
+    @app.post(
+        "/v1/labels",
+        tags=["feedback"],
+        status_code=201,
+        openapi_extra=_schema(LabelBatch),
+        summary="Confirm events or entities as fraud or legitimate",
+    )
+    async def post_labels(request: Request) -> Response:
+        auth.identify(request, "label")
+        batch = decode_body(await read_body(request), LabelBatch)
+        rows = []
+        errors = []
+        for index, item in enumerate(batch.labels):
+            if (item.event_id is None) == (item.entity is None):
+                errors.append(
+                    {
+                        "loc": ["body", "labels", index],
+                        "type": "value_error",
+                        "msg": "give exactly one of event_id or entity",
+                    }
+                )
+            rows.append(
+                {
+                    "event_id": item.event_id,
+                    "entity_kind": item.entity.kind if item.entity else None,
+                    "entity_value": item.entity.value if item.entity else None,
+                    "label": item.label,
+                    "source": item.source,
+                    "typology": item.typology,
+                    "labelled_at": item.labelled_at,
+                    "note": item.note,
+                }
+            )
+        if errors:
+            raise ValidationFailed(errors)
+        ids = guard.add_labels(rows)
+        return _json({"recorded": len(ids), "ids": ids}, 201)
+
+    @app.get("/v1/lists/{name}/entries", tags=["lists"], summary="Entries of a list")
+    async def get_list(request: Request, name: str, include_expired: bool = Query(False)) -> Response:
+        auth.identify(request, "admin")
+        check_list_name(name)
+        entries = guard.lists.entries(name, include_expired=include_expired)
+        return _json({"list": name, "entries": entries})
+
+    @app.post(
+        "/v1/lists/{name}/entries",
+        tags=["lists"],
+        status_code=201,
+        openapi_extra=_schema(ListEntries),
+        summary="Add values to a list (audited)",
+    )
+    async def post_list(request: Request, name: str) -> Response:
+        key = auth.identify(request, "admin")
+        check_list_name(name)
+        body = decode_body(await read_body(request), ListEntries)
+        if body.expires_at is not None and body.ttl_seconds is not None:
+            raise ValidationFailed(
+                [
+                    {
+                        "loc": ["body", "ttl_seconds"],
+                        "type": "value_error",
+                        "msg": "give expires_at or ttl_seconds, not both",
+                    }
+                ]
+            )
+        expires = body.expires_at
+        if body.ttl_seconds is not None:
+            expires = datetime.now(UTC) + timedelta(seconds=body.ttl_seconds)
+        count = guard.add_to_list(name, body.values, reason=body.reason, expires_at=expires, actor=actor_of(key))
+        return _json({"list": name, "added": count, "expires_at": expires}, 201)
+
+    @app.delete(
+        "/v1/lists/{name}/entries",
+        tags=["lists"],
+        openapi_extra=_schema(ListRemoval),
+        summary="Remove values from a list (audited)",
+    )
+    async def delete_list_entries(request: Request, name: str) -> Response:
+        key = auth.identify(request, "admin")
+        check_list_name(name)
+        body = decode_body(await read_body(request), ListRemoval)
+        return _json({"list": name, "removed": guard.remove_from_list(name, body.values, actor=actor_of(key))})
+
+    @app.delete("/v1/lists/{name}/entries/{value}", tags=["lists"], summary="Remove one value (audited)")
+    async def delete_list_entry(request: Request, name: str, value: str) -> Response:
+        key = auth.identify(request, "admin")
+        check_list_name(name)
+        return _json({"list": name, "removed": guard.remove_from_list(name, [value], actor=actor_of(key))})
+
+    @app.get("/v1/strategies", tags=["strategies"], summary="Stored versions and what is live")
+    async def get_strategies(request: Request) -> Response:
+        auth.identify(request, "admin")
+        live, shadow = guard.live, guard.shadow
+        return _json(
+            {
+                "live": {"name": live.name, "version": live.version} if live else None,
+                "shadow": {"name": shadow.name, "version": shadow.version} if shadow else None,
+                "versions": guard.strategies.versions(),
+            }
+        )
+
+    @app.post(
+        "/v1/strategies",
+        tags=["strategies"],
+        status_code=201,
+        summary="Validate and publish a strategy (YAML body); ?role=shadow for a challenger",
+    )
+    async def post_strategy(
+        request: Request, role: str = Query("live", pattern="^(live|shadow)$"), dry_run: bool = Query(False)
+    ) -> Response:
+        key = auth.identify(request, "admin")
+        source = (await read_body(request)).decode("utf-8", errors="replace")
+        compiled = guard.compile(source) if dry_run else guard.publish(source, actor=actor_of(key), role=role)
+        return _json(
+            {
+                "name": compiled.name,
+                "version": compiled.version,
+                "role": role,
+                "published": not dry_run,
+                "rules": len(compiled.document.rules),
+                "features": len(compiled.features),
+            },
+            201,
+        )
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and the live strategy")
+    async def healthz() -> Response:
+        live = guard.live
+        return _json({"status": "ok", "strategy": {"name": live.name, "version": live.version} if live else None})
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return PlainTextResponse(guard.metrics.render().decode(), media_type="text/plain; version=0.0.4")
+
+    _merge_components(app)
+    return app
+
+
+def _merge_components(app: FastAPI) -> None:
+    """Moves the msgspec schemas' definitions into the OpenAPI document's components."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                extra = operation.pop("x-components", None)
+                if extra:
+                    components.update(extra)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,540 @@
+"""Builds one riskguard instance — store, group-commit writer, feature engine, lists, strategies,
+pipeline — and holds the decision path's bookkeeping: idempotency, durability, background ingest.
+
+This is the in-process library (``RiskGuard(...).decide(event)``) and what the HTTP and CLI adapters
+call. Nothing else in the package holds global state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from riskguard.config import Settings
+from riskguard.decision.pipeline import Pipeline, explain
+from riskguard.decision.stages import FeatureStage, ListIndex, ListStage
+from riskguard.decision.warnings import WarningCatalogue
+from riskguard.errors import NotFound, Unavailable, ValidationFailed
+from riskguard.events.schema import Event, from_stored, to_json
+from riskguard.events.validate import check_event, parse_event_obj
+from riskguard.features.memory import MemoryFeatureEngine
+from riskguard.metrics import Metrics
+from riskguard.rules.activation import EVENT_DECLARATIONS, event_variables
+from riskguard.rules.cel import Environment
+from riskguard.rules.strategy import CompiledStrategy, compile_strategy
+from riskguard.store.apikeys import ApiKeyRepository
+from riskguard.store.audit import AuditRepository
+from riskguard.store.db import migrate, open_engine
+from riskguard.store.events import EventRepository
+from riskguard.store.labels import LabelRepository
+from riskguard.store.lists import ListRepository
+from riskguard.store.strategies import StrategyRepository
+from riskguard.store.tables import utcnow
+from riskguard.store.writer import GroupCommitWriter, Ticket, WriteRequest
+
+log = logging.getLogger("riskguard")
+_encode = msgspec.json.Encoder(decimal_format="string").encode
+_FINISHED = Ticket()
+_FINISHED._finish(None)
+
+
+@dataclass
+class Submission:
+    """A decision handed to the writer: ``body`` is final, ``ticket`` says when it is durable."""
+
+    body: dict[str, Any]
+    ticket: Ticket
+    duplicate: bool
+
+
+def public(body: dict[str, Any], *, with_explain: bool = False) -> dict[str, Any]:
+    """The stored decision as the API shows it."""
+    out = {k: v for k, v in body.items() if not k.startswith("_") and k != "explain"}
+    if with_explain and "explain" in body:
+        out["explain"] = body["explain"]
+    return out
+
+
+def _digest(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()[:32]
+
+
+class RiskGuard:
+    """One riskguard instance. Thread-safe; decisions are serialised through one lock (CPU-bound)."""
+
+    def __init__(self, settings: Settings | None = None, *, background: bool = True) -> None:
+        self.settings = settings or Settings.from_env()
+        self.engine = open_engine(self.settings.database_url, sqlite_synchronous=self.settings.sqlite_synchronous)
+        migrate(self.engine)
+        self.events = EventRepository(self.engine)
+        self.lists = ListRepository(self.engine)
+        self.labels = LabelRepository(self.engine)
+        self.strategies = StrategyRepository(self.engine)
+        self.api_keys = ApiKeyRepository(self.engine)
+        self.audit = AuditRepository(self.engine)
+        self.writer = GroupCommitWriter(self.engine, max_batch=self.settings.commit_max_batch)
+        self.warnings = WarningCatalogue.from_file(self.settings.warnings_file)
+        self.metrics = Metrics()
+        self.feature_engine = MemoryFeatureEngine()
+        self.list_index = ListIndex()
+        self.pipeline = Pipeline.standard(
+            FeatureStage(self.feature_engine),
+            ListStage(self.list_index),
+            self.settings.stage_policies,
+            self.warnings,
+            closed_action=self.settings.closed_action,
+            default_locale=self.settings.default_locale,
+        )
+        self._event_env = Environment(EVENT_DECLARATIONS)
+        self._lock = threading.RLock()
+        self._inflight: dict[str, Submission] = {}
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._pending_ids: set[str] = set()
+        self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._seen_deployment = -1
+        self._seen_audit = -1
+        self.live: CompiledStrategy | None = None
+        self.shadow: CompiledStrategy | None = None
+        self._ensure_live_strategy()
+        self.refresh()
+        self._threads: list[threading.Thread] = []
+        self._recover_pending()
+        if background:
+            self._start(self._poll_loop, "riskguard-poll")
+            self._start(self._ingest_loop, "riskguard-ingest")
+
+    # ------------------------------------------------------------------ lifecycle
+    def _start(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._queue.put(None)
+        for thread in self._threads:
+            thread.join(5)
+        self.writer.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> RiskGuard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ensure_admin_key(self) -> str | None:
+        """On an installation with no API key at all, creates an admin key and returns it (shown once)."""
+        if self.api_keys.count():
+            return None
+        _, token = self.api_keys.create(["admin"], "bootstrap admin key", actor="system")
+        return token
+
+    # ------------------------------------------------------------------ strategies and lists
+    def compile(self, source: str) -> CompiledStrategy:
+        return compile_strategy(source, warning_keys=self.warnings.keys())
+
+    def publish(self, source: str, *, actor: str, role: str = "live", note: str = "") -> CompiledStrategy:
+        """Validates, stores and deploys a strategy; running instances pick it up within a poll interval."""
+        compiled = self.compile(source)
+        self.strategies.save(compiled.name, compiled.version, source, actor)
+        self.strategies.deploy(role, compiled.name, compiled.version, actor, note)
+        self.refresh()
+        return compiled
+
+    def rollback(self, *, actor: str, version: int | None = None) -> tuple[str, int]:
+        """Redeploys the previous live version (or ``version`` of the live strategy's name)."""
+        history = self.strategies.history("live", limit=1000)
+        if not history:
+            raise NotFound("no live strategy to roll back")
+        name = history[0]["name"]
+        if version is None:
+            current = history[0]["version"]
+            earlier = [h for h in history[1:] if h["name"] == name and h["version"] != current]
+            if not earlier:
+                raise NotFound(f"strategy {name!r} has no earlier deployed version")
+            version = earlier[0]["version"]
+        self.strategies.deploy("live", name, version, actor, note="rollback")
+        self.refresh()
+        return name, version
+
+    def _ensure_live_strategy(self) -> None:
+        if self.strategies.current("live") is not None:
+            return
+        source = Path(self.settings.starter_strategy).read_text(encoding="utf-8")
+        compiled = self.compile(source)
+        self.strategies.save(compiled.name, compiled.version, source, "system")
+        self.strategies.deploy("live", compiled.name, compiled.version, "system", note="starter strategy")
+
+    def refresh(self) -> None:
+        """Picks up strategy deployments and list changes made by this or another process."""
+        deployment = self.strategies.last_deployment_id()
+        if deployment != self._seen_deployment:
+            self._load_strategies()
+            self._seen_deployment = deployment
+        audit_id = self._last_audit_id()
+        if audit_id != self._seen_audit:
+            self.list_index.replace(self.lists.all_live())
+            self._seen_audit = audit_id
+
+    def _last_audit_id(self) -> int:
+        from sqlalchemy import func, select
+
+        from riskguard.store.tables import audit_log
+
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.coalesce(func.max(audit_log.c.id), 0))).scalar_one())
+
+    def _load_strategies(self) -> None:
+        compiled: dict[str, CompiledStrategy | None] = {}
+        for role in ("live", "shadow"):
+            deployment = self.strategies.current(role)
+            if deployment is None:
+                compiled[role] = None
+                continue
+            row = self.strategies.get(deployment.name or "", deployment.version)
+            compiled[role] = self.compile(row["document"])
+        live = compiled["live"]
+        if live is None:
+            raise NotFound("no live strategy is deployed")
+        specs = list(live.features) + (list(compiled["shadow"].features) if compiled["shadow"] else [])
+        with self._lock:
+            new = self.feature_engine.declare(specs, self._event_env)
+            if new:
+                self._backfill(new)
+            self.live, self.shadow = live, compiled["shadow"]
+        self.metrics.strategy_version.labels(live.name).set(live.version)
+        log.info(
+            "live strategy %s v%s%s",
+            live.name,
+            live.version,
+            f", shadow {self.shadow.name} v{self.shadow.version}" if self.shadow else "",
+        )
+
+    def _backfill(self, specs: list[Any]) -> None:
+        """Rebuilds the state of newly declared features from the durable event log."""
+        window = max(s.window_seconds for s in specs) + self.feature_engine.lateness
+        from sqlalchemy import func, select
+
+        from riskguard.store.tables import events as events_table
+
+        with self.engine.connect() as connection:
+            latest = connection.execute(select(func.max(events_table.c.occurred_at))).scalar()
+        if latest is None:
+            return
+        if latest.tzinfo is None:
+            latest = latest.replace(tzinfo=UTC)
+        since = latest - timedelta(seconds=window)
+        started = time.perf_counter()
+
+        def replay() -> Any:
+            for _type, payload in self.events.stream_since(since):
+                event = from_stored(payload)
+                yield event, event_variables(event)
+            for outcome in self.events.outcomes_since(since):
+                event = self._outcome_event(
+                    from_stored(outcome["payload"]), outcome["result"], outcome["method"], outcome["reported_at"]
+                )
+                yield event, event_variables(event)
+
+        count = self.feature_engine.backfill(specs, replay())
+        log.info("feature state rebuilt from %d logged events in %.2fs", count, time.perf_counter() - started)
+
+    def add_to_list(
+        self, name: str, values: list[str], *, reason: str | None, expires_at: datetime | None, actor: str
+    ) -> int:
+        count = self.lists.add(name, values, reason=reason, expires_at=expires_at, actor=actor)
+        self.refresh()
+        return count
+
+    def remove_from_list(self, name: str, values: list[str], *, actor: str) -> int:
+        count = self.lists.remove(name, values, actor=actor)
+        self.refresh()
+        return count
+
+    # ------------------------------------------------------------------ deciding
+    def _lookup(self, event_id: str) -> Submission | None:
+        body = self._recent.get(event_id)
+        if body is not None:
+            return Submission(body, _FINISHED, True)
+        inflight = self._inflight.get(event_id)
+        if inflight is not None:
+            return Submission(inflight.body, inflight.ticket, True)
+        stored = self.events.decision_body(event_id)
+        if stored is not None:
+            body = msgspec.json.decode(stored)
+            self._remember(event_id, body)
+            return Submission(body, _FINISHED, True)
+        return None
+
+    def _remember(self, event_id: str, body: dict[str, Any]) -> None:
+        self._recent[event_id] = body
+        if len(self._recent) > self.settings.idempotency_cache_size:
+            self._recent.popitem(last=False)
+
+    def submit(self, event: Event, *, source: str = "sync") -> Submission:
+        """Decides ``event`` (or finds its stored decision) and hands the records to the writer."""
+        payload = to_json(event)
+        digest = _digest(payload)
+        with self._lock:
+            found = self._lookup(event.event_id)
+            if found is not None:
+                if found.body.get("_digest") not in (None, digest):
+                    from riskguard.errors import Conflict
+
+                    raise Conflict(
+                        f"event_id {event.event_id!r} was already used for a different event; "
+                        "event ids are idempotency keys and must not be reused"
+                    )
+                self.metrics.duplicates.inc()
+                return found
+            self._pending_ids.discard(event.event_id)
+            live, shadow = self.live, self.shadow
+            assert live is not None
+            body, ctx = self.pipeline.run(event, live, shadow)
+            body["explain"] = explain(ctx)
+            body["_digest"] = digest
+            now = utcnow()
+            request = WriteRequest()
+            if source == "sync":
+                request.event_rows.append(
+                    {
+                        "event_id": event.event_id,
+                        "type": event.type,
+                        "occurred_at": event.occurred_at,
+                        "account_id": event.account_id,
+                        "received_at": now,
+                        "source": source,
+                        "payload": payload.decode(),
+                    }
+                )
+            request.decision_rows.append(
+                {
+                    "event_id": event.event_id,
+                    "decision": body["decision"],
+                    "score": body["score"],
+                    "strategy_name": live.name,
+                    "strategy_version": live.version,
+                    "degraded": body["degraded"],
+                    "latency_ms": body["latency_ms"],
+                    "decided_at": now,
+                    "body": _encode(body).decode(),
+                }
+            )
+            submission = Submission(body, request.ticket, False)
+            self._inflight[event.event_id] = submission
+        self.metrics.pipeline_latency.observe(body["latency_ms"] / 1000)
+        self.metrics.decisions.labels(body["decision"]).inc()
+        for item in body["degradations"]:
+            self.metrics.degraded.labels(item["stage"]).inc()
+        request.ticket.on_done(lambda ticket: self._settle(event.event_id, submission, ticket))
+        self.writer.submit(request)
+        return submission
+
+    def _settle(self, event_id: str, submission: Submission, ticket: Ticket) -> None:
+        with self._lock:
+            self._inflight.pop(event_id, None)
+            if ticket.error is None:
+                self._remember(event_id, submission.body)
+            else:
+                self.metrics.commit_failures.inc()
+
+    def decide(self, event: Event | dict[str, Any], *, with_explain: bool = False) -> dict[str, Any]:
+        """Decides one event and returns once the event and its decision are durably recorded."""
+        started = time.perf_counter()
+        if isinstance(event, dict):
+            event = parse_event_obj(event, **self._limits())
+        else:
+            self._check(event)
+        submission = self.submit(event)
+        if not submission.ticket.wait(self.settings.commit_timeout_ms / 1000):
+            raise Unavailable("the decision could not be recorded in time; retry with the same event_id")
+        if submission.ticket.error is not None:
+            raise Unavailable("the decision could not be recorded; retry with the same event_id")
+        if not submission.duplicate:
+            self.metrics.latency.observe(time.perf_counter() - started)
+        return public(submission.body, with_explain=with_explain)
+
+    async def decide_async(self, event: Event, *, with_explain: bool = False) -> dict[str, Any]:
+        """The same, for an asyncio server: the event loop is free while the group commit runs."""
+        started = time.perf_counter()
+        submission = self.submit(event)
+        if not submission.ticket.done:
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+
+            def wake(_ticket: Ticket) -> None:
+                loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+
+            submission.ticket.on_done(wake)
+            try:
+                await asyncio.wait_for(future, self.settings.commit_timeout_ms / 1000)
+            except TimeoutError:
+                raise Unavailable("the decision could not be recorded in time; retry with the same event_id") from None
+        if submission.ticket.error is not None:
+            raise Unavailable("the decision could not be recorded; retry with the same event_id")
+        if not submission.duplicate:
+            self.metrics.latency.observe(time.perf_counter() - started)
+        return public(submission.body, with_explain=with_explain)
+
+    def _limits(self) -> dict[str, int]:
+        return {
+            "max_attributes_bytes": self.settings.max_attributes_bytes,
+            "max_attributes_depth": self.settings.max_attributes_depth,
+        }
+
+    def _check(self, event: Event) -> None:
+        errors = check_event(event, prefix=["event"], **self._limits())
+        if errors:
+            raise ValidationFailed(errors)
+
+    def get_decision(self, event_id: str, *, with_explain: bool = False) -> dict[str, Any]:
+        """The stored decision; ``{"status": "pending"}`` for an accepted event not yet decided."""
+        with self._lock:
+            body = self._recent.get(event_id)
+            inflight = self._inflight.get(event_id)
+        if body is None and inflight is not None:
+            body = inflight.body if inflight.ticket.done and inflight.ticket.error is None else None
+        if body is None:
+            stored = self.events.decision_body(event_id)
+            if stored is not None:
+                body = msgspec.json.decode(stored)
+        if body is not None:
+            return {"status": "decided", **public(body, with_explain=with_explain)}
+        if event_id in self._pending_ids or self.events.event_exists(event_id):
+            return {"status": "pending", "event_id": event_id}
+        raise NotFound(f"no event {event_id!r}")
+
+    # ------------------------------------------------------------------ asynchronous ingest
+    def ingest(self, events: list[Event]) -> dict[str, Any]:
+        """Durably accepts events for decision in the background; returns once they are stored."""
+        for event in events:
+            self._check(event)
+        now = utcnow()
+        rows = [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "occurred_at": e.occurred_at,
+                "account_id": e.account_id,
+                "received_at": now,
+                "source": "async",
+                "payload": to_json(e).decode(),
+            }
+            for e in events
+        ]
+        existing = self.events.insert_events(rows)
+        accepted: list[str] = []
+        seen: set[str] = set()
+        for event in events:
+            if event.event_id in existing or event.event_id in seen:
+                continue
+            seen.add(event.event_id)
+            accepted.append(event.event_id)
+            with self._lock:
+                self._pending_ids.add(event.event_id)
+            self._queue.put(event)
+        self.metrics.ingested.inc(len(accepted))
+        self.metrics.pending.set(len(self._pending_ids))
+        return {
+            "accepted": len(accepted),
+            "event_ids": accepted,
+            "duplicates": sorted(set(e.event_id for e in events) - set(accepted)),
+        }
+
+    def _recover_pending(self) -> None:
+        """Events accepted before a crash but not decided are queued again, in arrival order."""
+        for event_id, payload in self.events.pending():
+            self._pending_ids.add(event_id)
+            self._queue.put(from_stored(payload))
+        if self._pending_ids:
+            log.info("%d accepted events were waiting for a decision; queued", len(self._pending_ids))
+
+    def _decide_pending(self, event: Event) -> None:
+        with self._lock:
+            if event.event_id not in self._pending_ids:
+                return  # decided synchronously in the meantime
+        submission = self.submit(event, source="async")
+        submission.ticket.wait(self.settings.commit_timeout_ms / 1000)
+        self.metrics.pending.set(len(self._pending_ids))
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Decides every queued event now, in this thread (tests and the CLI; the server has a worker)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if event is not None:
+                self._decide_pending(event)
+
+    def _ingest_loop(self) -> None:
+        while not self._stop.is_set():
+            event = self._queue.get()
+            if event is None:
+                return
+            try:
+                self._decide_pending(event)
+            except Exception:
+                log.exception("background decision of an accepted event failed; it stays pending")
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.settings.strategy_poll_ms / 1000):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("refreshing strategies and lists failed; keeping the current ones")
+
+    # ------------------------------------------------------------------ feedback
+    def report_outcome(
+        self,
+        event_id: str,
+        result: str,
+        method: str,
+        reported_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Stores a challenge's result and folds it into features (e.g. failed challenges per account)."""
+        if result not in ("passed", "failed", "abandoned"):
+            raise ValidationFailed(
+                [{"loc": ["body", "result"], "type": "value_error", "msg": "must be passed, failed or abandoned"}]
+            )
+        when = reported_at or utcnow()
+        stored = self.events.record_outcome(event_id, result, method, when)
+        if not stored["duplicate"]:
+            event = self._outcome_event(from_stored(stored["payload"]), result, method, when)
+            with self._lock:
+                self.feature_engine.observe(event, event_variables(event))
+        return {k: v for k, v in stored.items() if k != "payload"}
+
+    @staticmethod
+    def _outcome_event(original: Event, result: str, method: str, reported_at: datetime) -> Event:
+        """The internal ``challenge_outcome`` event that features count (never decided, never sent)."""
+        return msgspec.structs.replace(
+            original,
+            event_id=original.event_id + "#outcome",
+            type="challenge_outcome",  # type: ignore[arg-type]
+            occurred_at=reported_at,
+            amount=None if original.amount is None else original.amount,
+            attributes={
+                "result": result,
+                "method": method,
+                "challenged_event_id": original.event_id,
+                "challenged_type": original.type,
+            },
+        )
+
+    def add_labels(self, items: list[dict[str, Any]]) -> list[int]:
+        return self.labels.add(items)

@@ -1,0 +1,375 @@
+"""The ``riskguard`` command: serve, decide, API keys, strategies and lists (an adapter only)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from riskguard.errors import RiskguardError
+
+app = typer.Typer(
+    help="riskguard: risk decisions against fraud, mules, takeover and fake accounts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+strategy_app = typer.Typer(help="Validate, publish, compare and roll back strategies.", no_args_is_help=True)
+list_app = typer.Typer(help="Manage block, allow and watch lists.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(strategy_app, name="strategy")
+app.add_typer(list_app, name="list")
+
+ACTOR = "cli"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _guard(background: bool = False) -> Any:
+    from riskguard.app import RiskGuard
+    from riskguard.config import Settings
+    from riskguard.logs import configure
+
+    settings = Settings.from_env()
+    configure(settings.log_level, json_lines=settings.log_json)
+    return RiskGuard(settings, background=background)
+
+
+def _print(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+    return ""
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (RISKGUARD_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (RISKGUARD_PORT)")] = None,
+) -> None:
+    """Run the HTTP service on the configured database (embedded SQLite by default)."""
+    import uvicorn
+
+    from riskguard.api.http import create_app
+
+    guard = _guard(background=True)
+    token = guard.ensure_admin_key()
+    if token:
+        typer.echo(
+            f"A new installation: this admin API key is shown once; store it now.\n  export RISKGUARD_KEY={token}\n",
+            err=True,
+        )
+    settings = guard.settings
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    typer.echo(
+        f"riskguard serving on http://{bind_host}:{bind_port} (docs at /docs); "
+        f"strategy {guard.live.name} v{guard.live.version}",
+        err=True,
+    )
+    try:
+        uvicorn.run(
+            create_app(guard),
+            host=bind_host,
+            port=bind_port,
+            log_level="warning",
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
+    finally:
+        guard.close()
+
+
+@app.command()
+def decide(
+    event_file: Annotated[Path, typer.Argument(help="A JSON file with one event")],
+    explain: Annotated[bool, typer.Option(help="Show every feature value and rule outcome")] = False,
+) -> None:
+    """Decide one event in-process on the configured database, and print the decision."""
+    from riskguard.events.validate import parse_event
+
+    raw = _read(event_file).encode()
+    guard = _guard()
+    try:
+        event = parse_event(
+            raw,
+            max_attributes_bytes=guard.settings.max_attributes_bytes,
+            max_attributes_depth=guard.settings.max_attributes_depth,
+        )
+        _print(guard.decide(event, with_explain=explain))
+    finally:
+        guard.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (serve does this too)."""
+    guard = _guard()
+    guard.close()
+    typer.echo("database is at the newest schema")
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective settings (from RISKGUARD_* variables and defaults)."""
+    from dataclasses import asdict
+
+    from riskguard.config import Settings
+
+    _print(asdict(Settings.from_env()))
+
+
+# ---------------------------------------------------------------------- API keys
+@apikey_app.command("create")
+def apikey_create(
+    scope: Annotated[list[str], typer.Option("--scope", help="decide, label or admin; repeat for several")],
+    name: Annotated[str, typer.Option(help="Who the key is for")] = "service client",
+) -> None:
+    """Create an API key; the key is printed once and never stored."""
+    guard = _guard()
+    try:
+        key, token = guard.api_keys.create(scope, name, actor=ACTOR)
+    finally:
+        guard.close()
+    typer.echo(
+        f"key id {key.key_id}, scopes {','.join(sorted(key.scopes))}. Store this key now; it is not shown again:",
+        err=True,
+    )
+    typer.echo(token)
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List keys (ids, scopes, state; never the secrets)."""
+    guard = _guard()
+    try:
+        _print(guard.api_keys.list())
+    finally:
+        guard.close()
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: str) -> None:
+    """Revoke a key by id (running servers stop accepting it within a minute)."""
+    guard = _guard()
+    try:
+        guard.api_keys.revoke(key_id, actor=ACTOR)
+    finally:
+        guard.close()
+    typer.echo(f"revoked {key_id}")
+
+
+# ---------------------------------------------------------------------- strategies
+@strategy_app.command("validate")
+def strategy_validate(file: Path) -> None:
+    """Check a strategy document: structure, features, lists, warnings and every CEL condition."""
+    from riskguard.config import Settings
+    from riskguard.decision.warnings import WarningCatalogue
+    from riskguard.rules.strategy import compile_strategy
+
+    settings = Settings.from_env()
+    compiled = compile_strategy(_read(file), warning_keys=WarningCatalogue.from_file(settings.warnings_file).keys())
+    modes: dict[str, int] = {}
+    for rule in compiled.document.rules:
+        modes[rule.mode] = modes.get(rule.mode, 0) + 1
+    typer.echo(
+        f"ok: {compiled.name} v{compiled.version}: {len(compiled.features)} features, "
+        f"{len(compiled.lists)} lists, {len(compiled.document.rules)} rules "
+        f"({', '.join(f'{n} {m}' for m, n in sorted(modes.items()))})"
+    )
+
+
+@strategy_app.command("publish")
+def strategy_publish(
+    file: Path,
+    shadow: Annotated[bool, typer.Option(help="Run it as the shadow (challenger) strategy")] = False,
+    note: Annotated[str, typer.Option(help="Why, for the deployment history")] = "",
+) -> None:
+    """Validate, store and make a strategy live (or shadow); running servers switch within a second."""
+    guard = _guard()
+    try:
+        compiled = guard.publish(_read(file), actor=ACTOR, role="shadow" if shadow else "live", note=note)
+    finally:
+        guard.close()
+    typer.echo(f"published {compiled.name} v{compiled.version} as {'shadow' if shadow else 'live'}")
+
+
+@strategy_app.command("list")
+def strategy_list() -> None:
+    """Stored versions, and the live and shadow deployments."""
+    guard = _guard()
+    try:
+        live, shadow = guard.strategies.current("live"), guard.strategies.current("shadow")
+        for row in guard.strategies.versions():
+            marks = []
+            if live and (live.name, live.version) == (row["name"], row["version"]):
+                marks.append("LIVE")
+            if shadow and (shadow.name, shadow.version) == (row["name"], row["version"]):
+                marks.append("SHADOW")
+            typer.echo(
+                f"{row['name']:<24} v{row['version']:<5} {row['created_at']:%Y-%m-%d %H:%M} "
+                f"{row['created_by']:<16} {' '.join(marks)}"
+            )
+    finally:
+        guard.close()
+
+
+def _resolve(guard: Any, ref: str) -> tuple[str, str]:
+    """A file path, ``live``, ``shadow``, ``NAME`` (newest) or ``NAME@VERSION`` → (label, text)."""
+    path = Path(ref)
+    if path.exists():
+        return str(path), _read(path)
+    if ref in ("live", "shadow"):
+        deployment = guard.strategies.current(ref)
+        if deployment is None:
+            _fail(f"no {ref} strategy is deployed")
+        ref = f"{deployment.name}@{deployment.version}"
+    name, _, version = ref.partition("@")
+    row = guard.strategies.get(name, int(version) if version else None)
+    return f"{row['name']}@{row['version']}", row["document"]
+
+
+@strategy_app.command("diff")
+def strategy_diff(
+    a: Annotated[str, typer.Argument(help="File, live, shadow, NAME or NAME@VERSION")],
+    b: Annotated[str, typer.Argument(help="File, live, shadow, NAME or NAME@VERSION")] = "live",
+) -> None:
+    """Show what changes between two strategies (documents and rule-level summary)."""
+    from riskguard.rules.strategy import load_strategy
+
+    guard = _guard()
+    try:
+        label_a, text_a = _resolve(guard, a)
+        label_b, text_b = _resolve(guard, b)
+    finally:
+        guard.close()
+    doc_a, doc_b = load_strategy(text_a), load_strategy(text_b)
+    rules_a = {r.id: r for r in doc_a.rules}
+    rules_b = {r.id: r for r in doc_b.rules}
+    for rid in sorted(rules_b.keys() - rules_a.keys()):
+        typer.echo(f"+ rule {rid}")
+    for rid in sorted(rules_a.keys() - rules_b.keys()):
+        typer.echo(f"- rule {rid}")
+    for rid in sorted(rules_a.keys() & rules_b.keys()):
+        if rules_a[rid] != rules_b[rid]:
+            typer.echo(f"~ rule {rid}")
+    feats_a = {f.name: f for f in doc_a.features}
+    feats_b = {f.name: f for f in doc_b.features}
+    for name in sorted(feats_b.keys() - feats_a.keys()):
+        typer.echo(f"+ feature {name}")
+    for name in sorted(feats_a.keys() - feats_b.keys()):
+        typer.echo(f"- feature {name}")
+    if doc_a.thresholds != doc_b.thresholds:
+        typer.echo(f"~ thresholds {doc_a.thresholds} -> {doc_b.thresholds}")
+    typer.echo("".join(difflib.unified_diff(text_a.splitlines(True), text_b.splitlines(True), label_a, label_b)))
+
+
+@strategy_app.command("rollback")
+def strategy_rollback(
+    to: Annotated[int | None, typer.Option("--to", help="Version to restore (default: the previous)")] = None,
+) -> None:
+    """Make the previously deployed version live again."""
+    guard = _guard()
+    try:
+        name, version = guard.rollback(actor=ACTOR, version=to)
+    finally:
+        guard.close()
+    typer.echo(f"rolled back: {name} v{version} is live")
+
+
+@strategy_app.command("clear-shadow")
+def strategy_clear_shadow() -> None:
+    """Stop running a shadow strategy."""
+    guard = _guard()
+    try:
+        guard.strategies.deploy("shadow", None, None, ACTOR, note="cleared")
+    finally:
+        guard.close()
+    typer.echo("no shadow strategy")
+
+
+@strategy_app.command("show")
+def strategy_show(ref: Annotated[str, typer.Argument(help="live, shadow, NAME or NAME@VERSION")] = "live") -> None:
+    """Print a stored strategy document."""
+    guard = _guard()
+    try:
+        _label, text = _resolve(guard, ref)
+    finally:
+        guard.close()
+    typer.echo(text)
+
+
+# ---------------------------------------------------------------------- lists
+@list_app.command("add")
+def list_add(
+    name: str,
+    values: list[str],
+    reason: Annotated[str | None, typer.Option(help="Why (kept with the entry and in the audit log)")] = None,
+    ttl: Annotated[str | None, typer.Option(help="Expire after e.g. 48h, 30d")] = None,
+) -> None:
+    """Add values to a list."""
+    from riskguard.features.spec import UNIT_SECONDS, WINDOW
+
+    expires = None
+    if ttl:
+        match = WINDOW.match(ttl)
+        if not match:
+            _fail(f"--ttl {ttl!r}: write e.g. 30m, 48h, 30d")
+        expires = datetime.now(UTC) + timedelta(seconds=int(match.group(1)) * UNIT_SECONDS[match.group(2)])
+    guard = _guard()
+    try:
+        count = guard.add_to_list(name, values, reason=reason, expires_at=expires, actor=ACTOR)
+    finally:
+        guard.close()
+    typer.echo(f"{name}: {count} added" + (f", expiring {expires:%Y-%m-%d %H:%M} UTC" if expires else ""))
+
+
+@list_app.command("remove")
+def list_remove(name: str, values: list[str]) -> None:
+    """Remove values from a list."""
+    guard = _guard()
+    try:
+        count = guard.remove_from_list(name, values, actor=ACTOR)
+    finally:
+        guard.close()
+    typer.echo(f"{name}: {count} removed")
+
+
+@list_app.command("show")
+def list_show(name: str) -> None:
+    """Print a list's unexpired entries (values masked; the full values are in the database)."""
+    from riskguard.masking import mask
+
+    guard = _guard()
+    try:
+        for row in guard.lists.entries(name):
+            expires = f"{row['expires_at']:%Y-%m-%d %H:%M}" if row["expires_at"] else "never"
+            typer.echo(f"{mask(row['value'])}\texpires {expires}\t{row['reason'] or ''}")
+    finally:
+        guard.close()
+
+
+def main() -> None:
+    try:
+        app()
+    except RiskguardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

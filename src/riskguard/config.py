@@ -1,0 +1,136 @@
+"""Every setting of riskguard in one place.
+
+Settings come from ``RISKGUARD_*`` environment variables (or keyword arguments, for tests and the
+in-process library). Each one is documented in ``docs/configuration.md``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from riskguard.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+STARTER_STRATEGY = PACKAGE_DIR / "strategies" / "starter.yaml"
+WARNINGS_CATALOGUE = PACKAGE_DIR / "strategies" / "warnings.yaml"
+
+STAGE_NAMES = ("features", "lists", "rules", "shadow")
+
+
+@dataclass(frozen=True)
+class StagePolicy:
+    """How one pipeline stage behaves when it fails or overruns its time budget."""
+
+    budget_ms: float
+    failure: str  # "open": decide without the stage; "closed": floor the decision at `closed_action`
+
+
+DEFAULT_STAGE_POLICIES: dict[str, StagePolicy] = {
+    "features": StagePolicy(budget_ms=20.0, failure="open"),
+    "lists": StagePolicy(budget_ms=10.0, failure="closed"),
+    "rules": StagePolicy(budget_ms=20.0, failure="closed"),
+    "shadow": StagePolicy(budget_ms=20.0, failure="open"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///./var/riskguard.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth: bool = True
+    max_body_bytes: int = 65536
+    max_attributes_bytes: int = 16384
+    max_attributes_depth: int = 5
+    max_batch_events: int = 1000
+    default_locale: str = "en"
+    starter_strategy: str = str(STARTER_STRATEGY)
+    warnings_file: str = str(WARNINGS_CATALOGUE)
+    sqlite_synchronous: str = "FULL"
+    commit_max_batch: int = 1000
+    commit_timeout_ms: float = 5000.0
+    strategy_poll_ms: float = 1000.0
+    idempotency_cache_size: int = 100_000
+    closed_action: str = "review"
+    log_level: str = "INFO"
+    log_json: bool = True
+    stage_policies: dict[str, StagePolicy] = field(default_factory=lambda: dict(DEFAULT_STAGE_POLICIES))
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "stage_policies":
+                continue
+            key = "RISKGUARD_" + f.name.upper()
+            if key in env:
+                values[f.name] = _parse(key, env[key], f.type)
+        policies = dict(DEFAULT_STAGE_POLICIES)
+        for stage in STAGE_NAMES:
+            base = policies[stage]
+            budget_key = f"RISKGUARD_STAGE_{stage.upper()}_BUDGET_MS"
+            failure_key = f"RISKGUARD_STAGE_{stage.upper()}_FAILURE"
+            budget = _parse(budget_key, env[budget_key], "float") if budget_key in env else base.budget_ms
+            failure = env.get(failure_key, base.failure).strip().lower()
+            policies[stage] = StagePolicy(budget_ms=budget, failure=failure)
+        values["stage_policies"] = policies
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_(self, **changes: Any) -> Settings:
+        settings = replace(self, **changes)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not self.database_url:
+            raise ConfigError("RISKGUARD_DATABASE_URL must not be empty")
+        if not (0 < self.port < 65536):
+            raise ConfigError(f"RISKGUARD_PORT must be 1..65535, got {self.port}")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("RISKGUARD_MAX_BODY_BYTES must be at least 1024")
+        if self.max_attributes_depth < 1:
+            raise ConfigError("RISKGUARD_MAX_ATTRIBUTES_DEPTH must be at least 1")
+        if not (1 <= self.max_batch_events <= 100_000):
+            raise ConfigError("RISKGUARD_MAX_BATCH_EVENTS must be 1..100000")
+        if self.sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ConfigError("RISKGUARD_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
+        if self.closed_action not in ("challenge", "review", "block"):
+            raise ConfigError("RISKGUARD_CLOSED_ACTION must be challenge, review or block")
+        if self.default_locale not in ("en", "zh-CN"):
+            raise ConfigError("RISKGUARD_DEFAULT_LOCALE must be en or zh-CN")
+        for stage, policy in self.stage_policies.items():
+            if policy.failure not in ("open", "closed"):
+                raise ConfigError(f"RISKGUARD_STAGE_{stage.upper()}_FAILURE must be open or closed")
+            if policy.budget_ms <= 0:
+                raise ConfigError(f"RISKGUARD_STAGE_{stage.upper()}_BUDGET_MS must be positive")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _parse(key: str, raw: str, type_name: Any) -> Any:
+    type_name = str(type_name)
+    text = raw.strip()
+    try:
+        if type_name == "bool":
+            lowered = text.lower()
+            if lowered in ("1", "true", "on", "yes"):
+                return True
+            if lowered in ("0", "false", "off", "no"):
+                return False
+            raise ValueError(text)
+        if type_name == "int":
+            return int(text)
+        if type_name == "float":
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a valid {type_name}") from None
+    return text

@@ -1,0 +1,212 @@
+"""The embedded feature engine: windowed count, sum and distinct per entity, in process memory.
+
+State is rebuilt at start-up by replaying the durable event log over the longest window (the log is
+the source of truth, so a crash loses nothing), and each key's history is trimmed to its window as it
+is touched, so memory stays bounded by the traffic inside the windows. Windows slide on event time
+(``occurred_at``): the window of an event at ``t`` is ``(t - w, t]``; events may arrive out of order.
+The full feature engine (more aggregates, Redis, offline parity) builds on this interface.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from riskguard.events.schema import Event
+from riskguard.features.spec import FeatureSpec
+from riskguard.rules.cel import Environment, ExpressionSet
+
+
+def _key(event: Event, fields: tuple[str, ...]) -> Any:
+    if len(fields) == 1:
+        return getattr(event, fields[0])
+    values = tuple(getattr(event, f) for f in fields)
+    return None if any(v is None for v in values) else values
+
+
+def _field_value(event: Event, field: str) -> Any:
+    if field.startswith("attributes."):
+        value = event.attributes.get(field[len("attributes.") :])
+        return value if isinstance(value, (str, int, bool)) else (None if value is None else str(value))
+    return getattr(event, field)
+
+
+class _Aggregate:
+    """One declared feature's state: key → time-sorted history within the window."""
+
+    __slots__ = ("fields", "filter_index", "series", "spec", "window")
+
+    def __init__(self, spec: FeatureSpec, filter_index: int | None) -> None:
+        self.spec = spec
+        self.fields = spec.entity_fields
+        self.window = float(spec.window_seconds)
+        self.filter_index = filter_index
+        # count/sum: key → [[ts...], [amount...]]; distinct: key → {value: [ts...]}
+        self.series: dict[Any, Any] = {}
+
+    def value(self, key: Any, ts: float, current: Any | None) -> Any:
+        """The aggregate over (ts - window, ts], plus the current event's contribution if given."""
+        start = ts - self.window
+        aggregate = self.spec.aggregate
+        state = self.series.get(key)
+        if aggregate == "distinct":
+            seen = set()
+            if state:
+                for value, stamps in state.items():
+                    i = bisect_right(stamps, start)
+                    if i < len(stamps) and stamps[i] <= ts:
+                        seen.add(value)
+            if current is not None:
+                seen.add(current)
+            return len(seen)
+        if state:
+            stamps, amounts = state
+            lo = bisect_right(stamps, start)
+            hi = bisect_right(stamps, ts)
+        else:
+            lo = hi = 0
+        if aggregate == "count":
+            return hi - lo + (1 if current is not None else 0)
+        total = sum(amounts[lo:hi], Decimal(0)) if hi > lo else Decimal(0)
+        if current is not None:
+            total += current
+        return total
+
+    def add(self, key: Any, ts: float, contribution: Any, horizon: float) -> None:
+        if self.spec.aggregate == "distinct":
+            state = self.series.setdefault(key, {})
+            stamps = state.setdefault(contribution, [])
+            if not stamps or stamps[-1] <= ts:
+                stamps.append(ts)
+            else:
+                insort(stamps, ts)
+            if stamps[0] < horizon:
+                for value in [v for v, s in state.items() if s[-1] < horizon]:
+                    del state[value]
+                for s in state.values():
+                    del s[: bisect_right(s, horizon)]
+            return
+        state = self.series.get(key)
+        if state is None:
+            state = self.series[key] = ([], [])
+        stamps, amounts = state
+        if not stamps or stamps[-1] <= ts:
+            stamps.append(ts)
+            amounts.append(contribution)
+        else:
+            i = bisect_right(stamps, ts)
+            stamps.insert(i, ts)
+            amounts.insert(i, contribution)
+        if stamps[0] < horizon:
+            cut = bisect_right(stamps, horizon)
+            del stamps[:cut]
+            del amounts[:cut]
+
+    def contribution(self, event: Event) -> Any:
+        if self.spec.aggregate == "count":
+            return 1
+        if self.spec.aggregate == "sum":
+            return event.amount
+        return _field_value(event, self.spec.field or "")
+
+
+class MemoryFeatureEngine:
+    """Computes declared features for an event and folds the event into their state."""
+
+    def __init__(self, *, lateness_seconds: float = 3600.0) -> None:
+        self.lateness = lateness_seconds
+        self._by_signature: dict[tuple[object, ...], _Aggregate] = {}
+        self._filters: ExpressionSet | None = None
+        self._filter_sources: list[str] = []
+        self._watermark = float("-inf")
+
+    @property
+    def max_window_seconds(self) -> int:
+        return max((a.spec.window_seconds for a in self._by_signature.values()), default=0)
+
+    def declare(self, specs: Iterable[FeatureSpec], event_env: Environment) -> list[FeatureSpec]:
+        """Makes the engine maintain ``specs`` (kept with their state if declared before).
+
+        Returns the specs that are new, whose state must be backfilled from the event log.
+        """
+        wanted = {spec.signature: spec for spec in specs}
+        new = [spec for sig, spec in wanted.items() if sig not in self._by_signature]
+        kept = {sig: agg for sig, agg in self._by_signature.items() if sig in wanted}
+        sources: list[str] = []
+        for spec in wanted.values():
+            if spec.when and spec.when not in sources:
+                sources.append(spec.when)
+        for sig, spec in wanted.items():
+            index = sources.index(spec.when) if spec.when else None
+            if sig in kept:
+                kept[sig].filter_index = index
+            else:
+                kept[sig] = _Aggregate(spec, index)
+        self._by_signature = kept
+        self._filter_sources = sources
+        self._filters = event_env.compile_set([(s, f"feature filter {s!r}") for s in sources])
+        return new
+
+    def filter_matches(self, event_vars: dict[str, Any]) -> list[bool]:
+        """Which declared ``when`` filters the event passes (evaluated once, used by compute and observe)."""
+        if not self._filter_sources or self._filters is None:
+            return []
+        return [r is True for r in self._filters.evaluate(event_vars)]
+
+    def compute(self, event: Event, specs: Iterable[FeatureSpec], matches: list[bool]) -> dict[str, Any]:
+        """Feature values for ``event`` as the given specs name them (state is not changed)."""
+        ts = event.occurred_at.timestamp()
+        values: dict[str, Any] = {}
+        for spec in specs:
+            aggregate = self._by_signature[spec.signature]
+            key = _key(event, aggregate.fields)
+            if key is None:
+                continue  # the event lacks the entity: the feature is unknown, not zero
+            current = None
+            if spec.include_current and (aggregate.filter_index is None or matches[aggregate.filter_index]):
+                current = aggregate.contribution(event)
+            values[spec.name] = aggregate.value(key, ts, current)
+        return values
+
+    def observe(self, event: Event, event_vars: dict[str, Any], matches: list[bool] | None = None) -> None:
+        """Folds ``event`` into every maintained feature whose filter it passes."""
+        if matches is None:
+            matches = self.filter_matches(event_vars)
+        ts = event.occurred_at.timestamp()
+        if ts > self._watermark:
+            self._watermark = ts
+        for aggregate in self._by_signature.values():
+            if aggregate.filter_index is not None and not matches[aggregate.filter_index]:
+                continue
+            key = _key(event, aggregate.fields)
+            if key is None:
+                continue
+            contribution = aggregate.contribution(event)
+            if contribution is None:
+                continue
+            horizon = self._watermark - aggregate.window - self.lateness
+            aggregate.add(key, ts, contribution, horizon)
+
+    def backfill(self, specs: Iterable[FeatureSpec], events: Iterable[tuple[Event, dict[str, Any]]]) -> int:
+        """Replays logged events into the state of ``specs`` only (new declarations after a publish)."""
+        targets = [self._by_signature[s.signature] for s in specs]
+        count = 0
+        for event, event_vars in events:
+            matches = self.filter_matches(event_vars)
+            ts = event.occurred_at.timestamp()
+            if ts > self._watermark:
+                self._watermark = ts
+            for aggregate in targets:
+                if aggregate.filter_index is not None and not matches[aggregate.filter_index]:
+                    continue
+                key = _key(event, aggregate.fields)
+                contribution = None if key is None else aggregate.contribution(event)
+                if contribution is not None:
+                    aggregate.add(key, ts, contribution, self._watermark - aggregate.window - self.lateness)
+            count += 1
+        return count
+
+    def size(self) -> int:
+        return sum(len(a.series) for a in self._by_signature.values())

@@ -1,0 +1,93 @@
+"""Feature declarations, as a strategy's ``features:`` section states them (declared, not computed here)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import msgspec
+
+from riskguard.errors import StrategyError
+from riskguard.events.schema import Event
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+WINDOW = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_WINDOW_S = 60
+MAX_WINDOW_S = 180 * 86400
+
+#: Aggregate → CEL type of its value.
+AGGREGATES: dict[str, str] = {"count": "int", "sum": "double", "distinct": "int"}
+EVENT_FIELDS = tuple(f for f in Event.__struct_fields__ if f != "attributes")
+KEY_FIELDS = (
+    "account_id",
+    "counterparty_id",
+    "merchant_id",
+    "device_id",
+    "ip",
+    "phone",
+    "card_id",
+    "channel",
+    "currency",
+    "type",
+)
+NUMERIC_FIELDS = ("amount",)
+
+
+class FeatureSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    entity: str | list[str]
+    aggregate: Literal["count", "sum", "distinct"]
+    window: str
+    field: str | None = None
+    when: str | None = None
+    include_current: bool = True
+    description: str = ""
+
+    @property
+    def entity_fields(self) -> tuple[str, ...]:
+        return (self.entity,) if isinstance(self.entity, str) else tuple(self.entity)
+
+    @property
+    def window_seconds(self) -> int:
+        return parse_window(self.window, where=f"features.{self.name}.window")
+
+    @property
+    def signature(self) -> tuple[object, ...]:
+        """What makes two declarations compute the same state, whatever they are named."""
+        return (self.entity_fields, self.aggregate, self.window_seconds, self.field, self.when, self.include_current)
+
+    @property
+    def cel_type(self) -> str:
+        return AGGREGATES[self.aggregate]
+
+
+def parse_window(text: str, *, where: str) -> int:
+    match = WINDOW.match(str(text).strip())
+    if not match:
+        raise StrategyError(f"{where}: {text!r} is not a window; write e.g. 10m, 1h, 7d")
+    seconds = int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    if not MIN_WINDOW_S <= seconds <= MAX_WINDOW_S:
+        raise StrategyError(f"{where}: windows run from 1m to 180d, got {text!r}")
+    return seconds
+
+
+def check_spec(spec: FeatureSpec, index: int) -> None:
+    where = f"features[{index}] ({spec.name})"
+    if not NAME.match(spec.name):
+        raise StrategyError(f"{where}: names are lower-case letters, digits and _, starting with a letter")
+    if not spec.entity_fields:
+        raise StrategyError(f"{where}.entity: name at least one event field")
+    for field in spec.entity_fields:
+        if field not in KEY_FIELDS:
+            raise StrategyError(f"{where}.entity: {field!r} is not a key field; use one of {', '.join(KEY_FIELDS)}")
+    spec.window_seconds  # noqa: B018 - validates the window
+    if spec.aggregate == "count":
+        if spec.field is not None:
+            raise StrategyError(f"{where}.field: count takes no field (filter with `when`)")
+    elif spec.field is None:
+        raise StrategyError(f"{where}.field: {spec.aggregate} needs a field")
+    elif spec.aggregate == "sum" and spec.field not in NUMERIC_FIELDS:
+        raise StrategyError(f"{where}.field: sum works on {', '.join(NUMERIC_FIELDS)}, not {spec.field!r}")
+    elif spec.aggregate == "distinct" and spec.field not in EVENT_FIELDS and not spec.field.startswith("attributes."):
+        raise StrategyError(f"{where}.field: {spec.field!r} is not an event field (or attributes.<key>)")
