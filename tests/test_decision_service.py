@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import EXAMPLE_STRATEGY, make_settings, transfer
 
 from riskguard.app import RiskGuard
 from riskguard.errors import Conflict, NotFound, StrategyError, ValidationFailed
+
+from conftest import EXAMPLE_STRATEGY, make_settings, transfer
 
 
 def test_example_strategy_blocks_a_listed_device(example_guard: RiskGuard) -> None:
@@ -160,7 +161,7 @@ def test_async_ingest_decides_in_background_and_after_a_crash(db_url: str) -> No
     rg = RiskGuard(make_settings(db_url), background=False)
     rg.publish(EXAMPLE_STRATEGY, actor="test")
     events = [parse_event_obj(transfer(f"a{i}", account_id=f"acc-{i}", amount="6000.00")) for i in range(4)]
-    receipt = rg.ingest(events + [events[0]])
+    receipt = rg.ingest([*events, events[0]])
     assert receipt["accepted"] == 4
     assert rg.get_decision("a0")["status"] == "pending"
     rg.drain()

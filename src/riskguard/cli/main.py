@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import json
-import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,21 @@ from typing import Annotated, Any
 import typer
 
 from riskguard.errors import RiskguardError
+
+
+def _errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns riskguard's own errors into a one-line message and exit status 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RiskguardError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
 
 app = typer.Typer(
     help="riskguard: risk decisions against fraud, mules, takeover and fake accounts.",
@@ -56,6 +72,7 @@ def _read(path: Path) -> str:
 
 
 @app.command()
+@_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (RISKGUARD_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (RISKGUARD_PORT)")] = None,
@@ -95,6 +112,7 @@ def serve(
 
 
 @app.command()
+@_errors
 def decide(
     event_file: Annotated[Path, typer.Argument(help="A JSON file with one event")],
     explain: Annotated[bool, typer.Option(help="Show every feature value and rule outcome")] = False,
@@ -116,6 +134,7 @@ def decide(
 
 
 @app.command()
+@_errors
 def migrate() -> None:
     """Create or upgrade the database schema (serve does this too)."""
     guard = _guard()
@@ -124,6 +143,7 @@ def migrate() -> None:
 
 
 @app.command("config")
+@_errors
 def show_config() -> None:
     """Print the effective settings (from RISKGUARD_* variables and defaults)."""
     from dataclasses import asdict
@@ -135,6 +155,7 @@ def show_config() -> None:
 
 # ---------------------------------------------------------------------- API keys
 @apikey_app.command("create")
+@_errors
 def apikey_create(
     scope: Annotated[list[str], typer.Option("--scope", help="decide, label or admin; repeat for several")],
     name: Annotated[str, typer.Option(help="Who the key is for")] = "service client",
@@ -153,6 +174,7 @@ def apikey_create(
 
 
 @apikey_app.command("list")
+@_errors
 def apikey_list() -> None:
     """List keys (ids, scopes, state; never the secrets)."""
     guard = _guard()
@@ -163,6 +185,7 @@ def apikey_list() -> None:
 
 
 @apikey_app.command("revoke")
+@_errors
 def apikey_revoke(key_id: str) -> None:
     """Revoke a key by id (running servers stop accepting it within a minute)."""
     guard = _guard()
@@ -175,6 +198,7 @@ def apikey_revoke(key_id: str) -> None:
 
 # ---------------------------------------------------------------------- strategies
 @strategy_app.command("validate")
+@_errors
 def strategy_validate(file: Path) -> None:
     """Check a strategy document: structure, features, lists, warnings and every CEL condition."""
     from riskguard.config import Settings
@@ -194,6 +218,7 @@ def strategy_validate(file: Path) -> None:
 
 
 @strategy_app.command("publish")
+@_errors
 def strategy_publish(
     file: Path,
     shadow: Annotated[bool, typer.Option(help="Run it as the shadow (challenger) strategy")] = False,
@@ -209,6 +234,7 @@ def strategy_publish(
 
 
 @strategy_app.command("list")
+@_errors
 def strategy_list() -> None:
     """Stored versions, and the live and shadow deployments."""
     guard = _guard()
@@ -244,6 +270,7 @@ def _resolve(guard: Any, ref: str) -> tuple[str, str]:
 
 
 @strategy_app.command("diff")
+@_errors
 def strategy_diff(
     a: Annotated[str, typer.Argument(help="File, live, shadow, NAME or NAME@VERSION")],
     b: Annotated[str, typer.Argument(help="File, live, shadow, NAME or NAME@VERSION")] = "live",
@@ -279,6 +306,7 @@ def strategy_diff(
 
 
 @strategy_app.command("rollback")
+@_errors
 def strategy_rollback(
     to: Annotated[int | None, typer.Option("--to", help="Version to restore (default: the previous)")] = None,
 ) -> None:
@@ -292,6 +320,7 @@ def strategy_rollback(
 
 
 @strategy_app.command("clear-shadow")
+@_errors
 def strategy_clear_shadow() -> None:
     """Stop running a shadow strategy."""
     guard = _guard()
@@ -303,6 +332,7 @@ def strategy_clear_shadow() -> None:
 
 
 @strategy_app.command("show")
+@_errors
 def strategy_show(ref: Annotated[str, typer.Argument(help="live, shadow, NAME or NAME@VERSION")] = "live") -> None:
     """Print a stored strategy document."""
     guard = _guard()
@@ -315,6 +345,7 @@ def strategy_show(ref: Annotated[str, typer.Argument(help="live, shadow, NAME or
 
 # ---------------------------------------------------------------------- lists
 @list_app.command("add")
+@_errors
 def list_add(
     name: str,
     values: list[str],
@@ -339,6 +370,7 @@ def list_add(
 
 
 @list_app.command("remove")
+@_errors
 def list_remove(name: str, values: list[str]) -> None:
     """Remove values from a list."""
     guard = _guard()
@@ -350,6 +382,7 @@ def list_remove(name: str, values: list[str]) -> None:
 
 
 @list_app.command("show")
+@_errors
 def list_show(name: str) -> None:
     """Print a list's unexpired entries (values masked; the full values are in the database)."""
     from riskguard.masking import mask
@@ -364,11 +397,7 @@ def list_show(name: str) -> None:
 
 
 def main() -> None:
-    try:
-        app()
-    except RiskguardError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    app()
 
 
 if __name__ == "__main__":
