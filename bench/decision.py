@@ -50,7 +50,7 @@ def make_events(count: int, *, seed: int, prefix: str, accounts: int = 5000, dev
     """A reproducible mix of valid events as JSON-ready dicts, ``occurred_at`` advancing ~0.5 s per event."""
     rng = random.Random(seed)
     payees = [f"acc-{rng.randrange(accounts):05d}" for _ in range(300)]  # shared payees, some popular (mules)
-    clock = datetime(2025, 3, 1, tzinfo=UTC) + timedelta(days=seed % 7)
+    clock = datetime(2025, 3, 1, 21, tzinfo=UTC) + timedelta(days=seed % 7)  # 05:00 in Shanghai: night, then day
     events = []
     for i in range(count):
         clock += timedelta(seconds=rng.expovariate(2.0))
@@ -116,20 +116,20 @@ Row = tuple[str, float, float, float, str]  # name, per second, p50 ms, p99 ms, 
 
 
 def bench_pipeline(rg: Any, warmup: list[Any], events: list[Any], profile: bool) -> tuple[list[Row], str]:
-    from riskguard.rules.cel import EvalError, ExpressionSet
+    from riskguard.rules.cel import EvalError
 
-    class PerRuleSet(ExpressionSet):
-        """Baseline: one CEL call (Expression.evaluate) per rule."""
+    class PerRule:
+        """Baseline for the rule set: one CEL call (``Expression.evaluate``) per rule."""
+
+        def __init__(self, members: list[Any]) -> None:
+            self.members = members
 
         def evaluate(self, activation: Any) -> list[bool | EvalError]:
-            results: list[bool | EvalError] = []
-            for member in self.members:
-                outcome = member.evaluate(activation)
-                results.append(outcome if isinstance(outcome, EvalError) else outcome is True)
-            return results
+            outcomes = [member.evaluate(activation) for member in self.members]
+            return [o if isinstance(o, EvalError) else o is True for o in outcomes]
 
     live, shadow = rg.live, rg.shadow
-    baseline = dataclasses.replace(live, ruleset=PerRuleSet(live.ruleset.members, None))
+    baseline = dataclasses.replace(live, ruleset=PerRule(live.ruleset.members))
     for event in warmup:  # feature state with history; not timed
         rg.pipeline.run(event, live, shadow)
     times: tuple[list[float], list[float]] = ([], [])
@@ -154,7 +154,9 @@ def bench_pipeline(rg: Any, warmup: list[Any], events: list[Any], profile: bool)
     breakdown = ", ".join(f"{k} {v / n * 1000:.0f}" for k, v in stages.items())
     rows = [
         (label, len(t) / sum(t), pct(t, 0.5), pct(t, 0.99), f"n={len(t)}")
-        for label, t in zip(("pipeline.run, combined ExpressionSet", "  baseline: one CEL call per rule"), times)
+        for label, t in zip(
+            ("pipeline.run, combined ExpressionSet", "  baseline: one CEL call per rule"), times, strict=True
+        )
     ]
     note = f"combined CEL call errored -> per-rule fallback on {fell_back:.0%} of events; stage µs: {breakdown}"
     return rows, note
@@ -289,10 +291,12 @@ def bench_http(tmp: Path, count: int, duration: float, connections: int, warmup:
             server.kill()
             server.wait()
     rows = []
-    for name, key in ((f"HTTP POST /v1/decisions, C={connections}", "decisions"), ("  baseline: GET /healthz", "healthz")):
-        r = result[key]
-        lat = r["latencies"]
-        rows.append((name, len(lat) / r["elapsed"], pct(lat, 0.5), pct(lat, 0.99), f"n={len(lat)} non-200={r['errors']}"))
+    labels = (f"HTTP POST /v1/decisions, C={connections}", "  baseline: GET /healthz")
+    for name, key in zip(labels, ("decisions", "healthz"), strict=True):
+        lat, errors = result[key]["latencies"], result[key]["errors"]
+        rows.append(
+            (name, len(lat) / result[key]["elapsed"], pct(lat, 0.5), pct(lat, 0.99), f"n={len(lat)} non-200={errors}")
+        )
     ok = result["decisions"]["ok_total"]
     check = "OK" if stored == ok else "MISMATCH"
     return rows, f"durable recording: {stored} decisions stored, {ok} 200 answers -> {check}; server peak RSS {hwm} kB"
@@ -309,10 +313,12 @@ def main() -> None:
     if args.quick:
         args.events, args.duration = min(args.events, 400), min(args.duration, 2.0)
     n, warmup = args.events, max(100, args.events // 3)
-    print(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; events per run {n}", flush=True)
-
     from riskguard.app import RiskGuard
     from riskguard.config import Settings
+
+    where = Path(sys.modules[RiskGuard.__module__].__file__ or "?").parent
+    print(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; riskguard from {where}")
+    print(f"events per measurement {n}; HTTP phases bounded to {args.duration:g} s each", flush=True)
 
     rows: list[Row] = []
     notes: list[str] = []
@@ -344,7 +350,8 @@ def main() -> None:
 
     print(f"\n{'measurement':44} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}  note")
     for label, rate, p50, p99, note in rows:
-        print(f"{label:44} {rate:9,.0f} {p50:8.3f} {p99:8.3f}  {note}")
+        p50_text, p99_text = (f"{v:8.3f}" if v == v else f"{'-':>8}" for v in (p50, p99))  # NaN: not measured
+        print(f"{label:44} {rate:9,.0f} {p50_text} {p99_text}  {note}")
     print()
     for note in notes:
         print(note)

@@ -137,7 +137,7 @@ def test_outcome_labels_and_lists_endpoints(client: TestClient, guard: RiskGuard
     assert blocked.json()["decision"] == "block"
     assert client.delete("/v1/lists/blocked_devices/entries/dev-o").json()["removed"] == 1
     audit = [row["action"] for row in guard.audit.recent()]
-    assert audit[:2] == ["list.remove", "list.add"]
+    assert audit[:3] == ["list.remove", "list.view", "list.add"]
 
 
 def test_strategy_endpoints(client: TestClient) -> None:

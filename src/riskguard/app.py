@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from riskguard.config import Settings
-from riskguard.decision.pipeline import Pipeline, explain
+from riskguard.decision.pipeline import Pipeline, expand_rules, explain
 from riskguard.decision.stages import FeatureStage, ListIndex, ListStage
 from riskguard.decision.warnings import WarningCatalogue
 from riskguard.errors import NotFound, Unavailable, ValidationFailed
@@ -32,7 +32,7 @@ from riskguard.features.memory import MemoryFeatureEngine
 from riskguard.metrics import Metrics
 from riskguard.rules.activation import EVENT_DECLARATIONS, event_variables
 from riskguard.rules.cel import Environment
-from riskguard.rules.strategy import CompiledStrategy, compile_strategy
+from riskguard.rules.strategy import CompiledStrategy, compile_strategy, load_strategy
 from riskguard.store.apikeys import ApiKeyRepository
 from riskguard.store.audit import AuditRepository
 from riskguard.store.db import migrate, open_engine
@@ -58,12 +58,6 @@ class Submission:
     duplicate: bool
 
 
-def public(body: dict[str, Any], *, with_explain: bool = False) -> dict[str, Any]:
-    """The stored decision as the API shows it."""
-    out = {k: v for k, v in body.items() if not k.startswith("_") and k != "explain"}
-    if with_explain and "explain" in body:
-        out["explain"] = body["explain"]
-    return out
 
 
 def _digest(payload: bytes) -> str:
@@ -101,6 +95,7 @@ class RiskGuard:
         self._inflight: dict[str, Submission] = {}
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._pending_ids: set[str] = set()
+        self._rule_lists: dict[tuple[str, int], list[tuple[str, str]]] = {}
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._seen_deployment = -1
@@ -127,6 +122,7 @@ class RiskGuard:
         for thread in self._threads:
             thread.join(5)
         self.writer.close()
+        self.events.close()
         self.engine.dispose()
 
     def __enter__(self) -> RiskGuard:
@@ -351,6 +347,23 @@ class RiskGuard:
             else:
                 self.metrics.commit_failures.inc()
 
+    def public(self, body: dict[str, Any], *, with_explain: bool = False) -> dict[str, Any]:
+        """A stored decision as the API shows it; with ``with_explain``, every rule's outcome too."""
+        out = {k: v for k, v in body.items() if not k.startswith("_") and k != "explain"}
+        if with_explain and "explain" in body:
+            strategy = body["strategy"]
+            out["explain"] = expand_rules(body["explain"], self._rules_of(strategy["name"], strategy["version"]))
+        return out
+
+    def _rules_of(self, name: str, version: int) -> list[tuple[str, str]]:
+        """(rule id, mode) of a strategy version, in document order (versions never change: cached)."""
+        key = (name, version)
+        rules = self._rule_lists.get(key)
+        if rules is None:
+            document = load_strategy(self.strategies.get(name, version)["document"])
+            rules = self._rule_lists[key] = [(rule.id, rule.mode) for rule in document.rules]
+        return rules
+
     def decide(self, event: Event | dict[str, Any], *, with_explain: bool = False) -> dict[str, Any]:
         """Decides one event and returns once the event and its decision are durably recorded."""
         started = time.perf_counter()
@@ -365,7 +378,7 @@ class RiskGuard:
             raise Unavailable("the decision could not be recorded; retry with the same event_id")
         if not submission.duplicate:
             self.metrics.latency.observe(time.perf_counter() - started)
-        return public(submission.body, with_explain=with_explain)
+        return self.public(submission.body, with_explain=with_explain)
 
     async def decide_async(self, event: Event, *, with_explain: bool = False) -> dict[str, Any]:
         """The same, for an asyncio server: the event loop is free while the group commit runs."""
@@ -387,7 +400,7 @@ class RiskGuard:
             raise Unavailable("the decision could not be recorded; retry with the same event_id")
         if not submission.duplicate:
             self.metrics.latency.observe(time.perf_counter() - started)
-        return public(submission.body, with_explain=with_explain)
+        return self.public(submission.body, with_explain=with_explain)
 
     def _limits(self) -> dict[str, int]:
         return {
@@ -412,7 +425,7 @@ class RiskGuard:
             if stored is not None:
                 body = msgspec.json.decode(stored)
         if body is not None:
-            return {"status": "decided", **public(body, with_explain=with_explain)}
+            return {"status": "decided", **self.public(body, with_explain=with_explain)}
         if event_id in self._pending_ids or self.events.event_exists(event_id):
             return {"status": "pending", "event_id": event_id}
         raise NotFound(f"no event {event_id!r}")

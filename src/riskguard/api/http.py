@@ -167,9 +167,10 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
 
     @app.get("/v1/lists/{name}/entries", tags=["lists"], summary="Entries of a list")
     async def get_list(request: Request, name: str, include_expired: bool = Query(False)) -> Response:
-        auth.identify(request, "admin")
+        key = auth.identify(request, "admin")
         check_list_name(name)
         entries = guard.lists.entries(name, include_expired=include_expired)
+        guard.audit.record(actor_of(key), "list.view", name, {"entries": len(entries)})
         return _json({"list": name, "entries": entries})
 
     @app.post(

@@ -92,6 +92,8 @@ def serve(
     settings = guard.settings
     bind_host = host or settings.host
     bind_port = port or settings.port
+    if not settings.auth:
+        typer.echo("WARNING: RISKGUARD_AUTH=off: every request is admin. For local development only.", err=True)
     typer.echo(
         f"riskguard serving on http://{bind_host}:{bind_port} (docs at /docs); "
         f"strategy {guard.live.name} v{guard.live.version}",

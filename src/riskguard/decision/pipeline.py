@@ -137,22 +137,41 @@ class Pipeline:
 
 
 def explain(ctx: Context) -> dict[str, Any]:
-    """Every feature value and every rule outcome behind a decision (stored with it, shown on request)."""
-    rules = []
+    """The feature values and rule outcomes behind a decision, stored with it in compact form.
+
+    Only matched and failed rules are listed; ``expand_rules`` turns this into one entry per rule of the
+    strategy version (versions are immutable, so the full list is recoverable from the document).
+    """
+    matched: list[str] = []
+    errors: dict[str, str] = {}
     for rule, result in zip(ctx.live.evaluated, ctx.results, strict=False):
-        rules.append(
-            {
-                "id": rule.id,
-                "mode": rule.mode,
-                "matched": result is True,
-                **({"error": result.message} if isinstance(result, EvalError) else {}),
-            }
-        )
-    off = [{"id": r.id, "mode": "off", "matched": None} for r in ctx.live.document.rules if r.mode == "off"]
+        if result is True:
+            matched.append(rule.id)
+        elif isinstance(result, EvalError):
+            errors[rule.id] = result.message
     return {
-        "features": {k: (str(v) if not isinstance(v, int) else v) for k, v in ctx.features.items()},
+        "features": {k: (v if isinstance(v, int) else str(v)) for k, v in ctx.features.items()},
         "missing_features": [s.name for s in ctx.live.features if s.name not in ctx.features],
         "lists": {name: sorted(members) for name, members in ctx.lists.items() if members},
-        "rules": rules + off,
+        "matched": matched,
+        "errors": errors,
         "stage_ms": {k: round(v, 3) for k, v in ctx.timings.items()},
     }
+
+
+def expand_rules(stored: dict[str, Any], rules: list[tuple[str, str]]) -> dict[str, Any]:
+    """The stored explanation with ``rules``: every rule of the strategy, in order, and its outcome."""
+    matched = set(stored.get("matched", ()))
+    errors = stored.get("errors", {})
+    outcomes = []
+    for rule_id, mode in rules:
+        if mode == "off":
+            outcomes.append({"id": rule_id, "mode": mode, "matched": None})
+            continue
+        entry: dict[str, Any] = {"id": rule_id, "mode": mode, "matched": rule_id in matched}
+        if rule_id in errors:
+            entry["error"] = errors[rule_id]
+        outcomes.append(entry)
+    view = {k: v for k, v in stored.items() if k not in ("matched", "errors")}
+    view["rules"] = outcomes
+    return view

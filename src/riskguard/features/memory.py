@@ -10,7 +10,7 @@ The full feature engine (more aggregates, Redis, offline parity) builds on this 
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -118,6 +118,7 @@ class MemoryFeatureEngine:
     def __init__(self, *, lateness_seconds: float = 3600.0) -> None:
         self.lateness = lateness_seconds
         self._by_signature: dict[tuple[object, ...], _Aggregate] = {}
+        self._binding: dict[int, tuple[Sequence[FeatureSpec], list[tuple[str, _Aggregate, bool]]]] = {}
         self._filters: ExpressionSet | None = None
         self._filter_sources: list[str] = []
         self._watermark = float("-inf")
@@ -145,6 +146,7 @@ class MemoryFeatureEngine:
             else:
                 kept[sig] = _Aggregate(spec, index)
         self._by_signature = kept
+        self._binding = {}
         self._filter_sources = sources
         self._filters = event_env.compile_set([(s, f"feature filter {s!r}") for s in sources])
         return new
@@ -155,20 +157,28 @@ class MemoryFeatureEngine:
             return []
         return [r is True for r in self._filters.evaluate(event_vars)]
 
-    def compute(self, event: Event, specs: Iterable[FeatureSpec], matches: list[bool]) -> dict[str, Any]:
+    def compute(self, event: Event, specs: Sequence[FeatureSpec], matches: list[bool]) -> dict[str, Any]:
         """Feature values for ``event`` as the given specs name them (state is not changed)."""
         ts = event.occurred_at.timestamp()
         values: dict[str, Any] = {}
-        for spec in specs:
-            aggregate = self._by_signature[spec.signature]
+        for name, aggregate, include_current in self._bound(specs):
             key = _key(event, aggregate.fields)
             if key is None:
                 continue  # the event lacks the entity: the feature is unknown, not zero
             current = None
-            if spec.include_current and (aggregate.filter_index is None or matches[aggregate.filter_index]):
+            if include_current and (aggregate.filter_index is None or matches[aggregate.filter_index]):
                 current = aggregate.contribution(event)
-            values[spec.name] = aggregate.value(key, ts, current)
+            values[name] = aggregate.value(key, ts, current)
         return values
+
+    def _bound(self, specs: Sequence[FeatureSpec]) -> list[tuple[str, _Aggregate, bool]]:
+        """(name, state, include_current) for a strategy's feature list, resolved once per list."""
+        cached = self._binding.get(id(specs))
+        if cached is not None and cached[0] is specs:
+            return cached[1]
+        bound = [(spec.name, self._by_signature[spec.signature], spec.include_current) for spec in specs]
+        self._binding[id(specs)] = (specs, bound)
+        return bound
 
     def observe(self, event: Event, event_vars: dict[str, Any], matches: list[bool] | None = None) -> None:
         """Folds ``event`` into every maintained feature whose filter it passes."""

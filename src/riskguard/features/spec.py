@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Literal
 
@@ -34,7 +35,7 @@ KEY_FIELDS = (
 NUMERIC_FIELDS = ("amount",)
 
 
-class FeatureSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class FeatureSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=True):
     name: str
     entity: str | list[str]
     aggregate: Literal["count", "sum", "distinct"]
@@ -44,15 +45,15 @@ class FeatureSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     include_current: bool = True
     description: str = ""
 
-    @property
+    @functools.cached_property
     def entity_fields(self) -> tuple[str, ...]:
         return (self.entity,) if isinstance(self.entity, str) else tuple(self.entity)
 
-    @property
+    @functools.cached_property
     def window_seconds(self) -> int:
         return parse_window(self.window, where=f"features.{self.name}.window")
 
-    @property
+    @functools.cached_property
     def signature(self) -> tuple[object, ...]:
         """What makes two declarations compute the same state, whatever they are named."""
         return (self.entity_fields, self.aggregate, self.window_seconds, self.field, self.when, self.include_current)

@@ -73,11 +73,7 @@ class Environment:
     def compile_set(self, sources: Sequence[tuple[str, str]]) -> ExpressionSet:
         """Compiles boolean expressions for evaluation together (one runtime call per activation)."""
         members = [self.compile(source, where=where) for source, where in sources]
-        combined = None
-        if members:
-            with self._lock:
-                combined = self._env.compile("[" + ", ".join(f"({m.source})" for m in members) + "]")
-        return ExpressionSet(members, combined)
+        return ExpressionSet(members, self)
 
 
 class Expression:
@@ -87,9 +83,16 @@ class Expression:
         self.source = source
         self._compiled = compiled
 
-    def evaluate(self, activation: Mapping[str, Any]) -> Any:
-        """The value, or an ``EvalError`` when the expression failed (missing field, no such key, ...)."""
-        value = self._compiled.eval(data=activation)
+    def evaluate(self, activation: Mapping[str, Any] | Any) -> Any:
+        """The value, or an ``EvalError`` when the expression failed (missing field, no such key, ...).
+
+        ``activation`` is a mapping of variable bindings, or a runtime activation already built from
+        one (``ExpressionSet`` builds it once for all its members).
+        """
+        if isinstance(activation, Mapping):
+            value = self._compiled.eval(data=activation)
+        else:
+            value = self._compiled.eval(activation)
         if value.type() == T.ERROR:
             return EvalError(str(value.value()))
         return value.plain_value()
@@ -111,29 +114,75 @@ class EvalError:
 
 
 class ExpressionSet:
-    """Many boolean expressions evaluated in one call; falls back to one call each when any errors.
+    """Many boolean expressions evaluated together, with each member's own outcome kept exact.
 
-    The combined list fails as a whole if one member errors, so the fallback keeps each member's own
-    outcome: results are identical either way, only the speed differs.
+    A CEL list fails as a whole when one member errors (a rule that reads a field the event lacks), so
+    the set learns, per *shape* of activation (which variables are bound), which members error: those
+    are evaluated one by one, the rest in one combined call. When the combined call errors anyway, every
+    member is evaluated on its own for that activation and the plan is corrected. Results are identical
+    to evaluating each member separately; only the number of runtime calls differs.
     """
 
-    def __init__(self, members: list[Expression], combined: Any) -> None:
+    MAX_PLANS = 1024
+
+    def __init__(self, members: list[Expression], environment: Environment) -> None:
         self.members = members
-        self._combined = combined
+        self._environment = environment
+        self._plans: dict[frozenset[str], _Plan] = {}
+        self._everything = self._plan(list(range(len(members))), [])
         self.fallbacks = 0
 
+    def _plan(self, combined: list[int], solo: list[int]) -> _Plan:
+        compiled = None
+        if combined:
+            source = "[" + ", ".join(f"({self.members[i].source})" for i in combined) + "]"
+            with self._environment._lock:
+                compiled = self._environment._env.compile(source)
+        return _Plan(combined, solo, compiled)
+
     def evaluate(self, activation: Mapping[str, Any]) -> list[bool | EvalError]:
-        if self._combined is None:
+        if not self.members:
             return []
-        value = self._combined.eval(data=activation)
-        if value.type() != T.ERROR:
-            return [item is True for item in value.plain_value()]
+        shape = frozenset(activation)
+        plan = self._plans.get(shape)
+        if plan is None:
+            plan = self._everything
+            if len(self._plans) < self.MAX_PLANS:
+                self._plans[shape] = plan
+        results: list[bool | EvalError] = [False] * len(self.members)
+        built = self._environment._env.Activation(activation)  # converted once, used by every call below
+        if plan.compiled is not None:
+            value = plan.compiled.eval(built)
+            if value.type() == T.ERROR:
+                return self._relearn(shape, built)
+            for index, item in zip(plan.combined, value.plain_value(), strict=True):
+                results[index] = item is True
+        for index in plan.solo:
+            outcome = self.members[index].evaluate(built)
+            results[index] = outcome if isinstance(outcome, EvalError) else outcome is True
+        return results
+
+    def _relearn(self, shape: frozenset[str], activation: Any) -> list[bool | EvalError]:
         self.fallbacks += 1
         results: list[bool | EvalError] = []
         for member in self.members:
             outcome = member.evaluate(activation)
             results.append(outcome if isinstance(outcome, EvalError) else outcome is True)
+        previous = self._plans.get(shape, self._everything)
+        solo = sorted(set(previous.solo) | {i for i, r in enumerate(results) if isinstance(r, EvalError)})
+        combined = [i for i in range(len(self.members)) if i not in set(solo)]
+        if shape in self._plans or len(self._plans) < self.MAX_PLANS:
+            self._plans[shape] = self._plan(combined, solo)
         return results
+
+
+class _Plan:
+    __slots__ = ("combined", "compiled", "solo")
+
+    def __init__(self, combined: list[int], solo: list[int], compiled: Any) -> None:
+        self.combined = combined
+        self.solo = solo
+        self.compiled = compiled
 
 
 def _clean(message: str) -> str:

@@ -9,17 +9,18 @@ offers group commit over SQLAlchemy; it is a queue, a thread and a loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table
-from sqlalchemy.dialects import postgresql, sqlite
 
-from riskguard.store.tables import decisions, events
+from riskguard.store.tables import UTCDateTime, decisions, events
 
 log = logging.getLogger("riskguard.store.writer")
 
@@ -72,8 +73,7 @@ class GroupCommitWriter:
         self._queue: queue.SimpleQueue[WriteRequest | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="riskguard-group-commit", daemon=True)
         self._stopped = False
-        self._insert_events = _insert_ignoring_duplicates(engine, events)
-        self._insert_decisions = _insert_ignoring_duplicates(engine, decisions)
+        self._inserts = _DriverInserts(engine)
         self.batches = 0
         self.rows = 0
         self._thread.start()
@@ -91,6 +91,7 @@ class GroupCommitWriter:
         self._stopped = True
         self._queue.put(None)
         self._thread.join(timeout)
+        self._inserts.close()
 
     def _run(self) -> None:
         while True:
@@ -117,11 +118,7 @@ class GroupCommitWriter:
         decision_rows = [row for request in batch for row in request.decision_rows]
         error: BaseException | None = None
         try:
-            with self._engine.begin() as connection:
-                if event_rows:
-                    connection.execute(self._insert_events, event_rows)
-                if decision_rows:
-                    connection.execute(self._insert_decisions, decision_rows)
+            self._inserts.write([(self._inserts.events, event_rows), (self._inserts.decisions, decision_rows)])
         except Exception as exc:  # every waiter learns of the failure; nothing is acknowledged
             log.error("group commit of %d requests failed: %s", len(batch), exc)
             error = exc
@@ -131,10 +128,63 @@ class GroupCommitWriter:
             request.ticket._finish(error)
 
 
-def _insert_ignoring_duplicates(engine: Engine, table: Table) -> Any:
-    """INSERT that leaves an existing row with the same key alone (idempotent retries)."""
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if engine.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise RuntimeError(f"no idempotent insert for dialect {engine.dialect.name}")
+class _DriverInserts:
+    """Idempotent multi-row inserts straight through the database driver, in one transaction.
+
+    SQLAlchemy's executemany costs about 110 µs of CPU per event and decision here, in the decision
+    process's own interpreter; the driver's executemany with ready tuples costs a tenth of that. The SQL
+    is generated from the table definitions, and values are converted as the ``UTCDateTime`` type does
+    (SQLite: UTC text in SQLAlchemy's format; PostgreSQL: aware datetimes), so rows read back the same.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.dialect = engine.dialect.name
+        self.events = self._statement(events)
+        self.decisions = self._statement(decisions)
+        self._raw: Any = None
+
+    def _statement(self, table: Table) -> tuple[str, list[str], list[bool]]:
+        columns = [c.name for c in table.columns]
+        is_time = [isinstance(c.type, UTCDateTime) for c in table.columns]
+        marks = ", ".join(["?" if self.dialect == "sqlite" else "%s"] * len(columns))
+        verb = "INSERT OR IGNORE INTO" if self.dialect == "sqlite" else "INSERT INTO"
+        tail = "" if self.dialect == "sqlite" else " ON CONFLICT DO NOTHING"
+        sql = f"{verb} {table.name} ({', '.join(columns)}) VALUES ({marks}){tail}"
+        return sql, columns, is_time
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC)
+            return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.dialect == "sqlite" else value
+        return value
+
+    def write(self, work: list[tuple[tuple[str, list[str], list[bool]], list[dict[str, Any]]]]) -> None:
+        if self._raw is None:
+            self._raw = self._engine.raw_connection()
+        raw = self._raw
+        try:
+            cursor = raw.cursor()
+            for (sql, columns, is_time), rows in work:
+                if not rows:
+                    continue
+                params = [
+                    tuple(self._value(row[c]) if t else row[c] for c, t in zip(columns, is_time, strict=True))
+                    for row in rows
+                ]
+                cursor.executemany(sql, params)
+            cursor.close()
+            raw.commit()
+        except Exception:
+            self._raw = None
+            with contextlib.suppress(Exception):
+                raw.rollback()
+            with contextlib.suppress(Exception):
+                raw.invalidate()
+            raise
+
+    def close(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            with contextlib.suppress(Exception):
+                raw.close()
