@@ -208,7 +208,8 @@ def main() -> None:
     wrapper = sys.modules[Environment.__module__].__file__
     print(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; riskguard's CEL wrapper {wrapper}")
     real, complete = build_activations(doc, args.events, history=max(500, 2 * args.events))
-    print(f"{len(real)} activations of ~{sum(map(len, real)) // len(real)} variables; best of {args.repeat} passes")
+    size, load = sum(map(len, real)) // len(real), os.getloadavg()[0]
+    print(f"{len(real)} activations of ~{size} variables; best of {args.repeat} passes; 1-min load {load:.2f}")
     expected = google(doc, rules, real, complete, args.repeat)
     rust(rules, real, complete, args.repeat, expected)
 
