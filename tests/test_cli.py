@@ -60,10 +60,22 @@ def test_strategy_lifecycle(run, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert "LIVE" in next(line for line in lines if " v2 " in line) and "starter" in out
     code, out, _ = run("strategy", "diff", "payments@1", "live")
     assert code == 0 and "~ rule shared_device_large_transfer" in out and "+++ payments@2" in out
+    code, out, _ = run("strategy", "diff", str(v2))  # what publishing v2 would change (live is v2: nothing)
+    assert code == 0 and out.strip() == ""
+    code, out, _ = run("strategy", "diff", str(v1))
+    assert "-    when: 'event.type == \"transfer\" && event.amount > 2000.0" in out
     code, out, _ = run("strategy", "rollback")
     assert code == 0 and "payments v1 is live" in out
     code, out, _ = run("strategy", "show", "live")
     assert "version: 1" in out
+    shown = tmp_path / "shown.yaml"
+    shown.write_text(out)
+    code, out, _ = run("strategy", "publish", str(shown))  # a round trip through `show` is the same version
+    assert code == 0, out
+    code, out, _ = run("strategy", "rollback", "--to", "starter@1")
+    assert code == 0 and "starter v1 is live" in out
+    code, _, err = run("strategy", "rollback", "--to", "starter@x")
+    assert code == 1 and "NAME@VERSION" in err
     code, out, _ = run("strategy", "publish", str(v1), "--shadow")
     assert "as shadow" in out
     code, out, _ = run("strategy", "clear-shadow")

@@ -17,8 +17,9 @@ def test_example_strategy_blocks_a_listed_device(example_guard: RiskGuard) -> No
     result = example_guard.decide(transfer("e1", device_id="dev-bad", amount="10.00"))
     assert result["decision"] == "block"
     assert result["score"] == 100
-    assert result["reasons"] == [{"code": "BLOCKED_DEVICE", "rule": "blocked_device",
-                                  "message": "Device is on the block list"}]
+    assert result["reasons"] == [
+        {"code": "BLOCKED_DEVICE", "rule": "blocked_device", "message": "Device is on the block list"}
+    ]
     assert result["strategy"] == {"name": "payments", "version": 1}
 
 
@@ -27,8 +28,9 @@ def test_example_strategy_reviews_large_transfer_from_shared_device(example_guar
         assert example_guard.decide(transfer(f"s{i}", account_id=account, amount="20.00"))["decision"] == "allow"
     small = example_guard.decide(transfer("small", account_id="acc-c", amount="5000.00"))
     assert small["decision"] == "allow"  # 5000.00 is not above 5000.0
-    result = example_guard.decide(transfer("big", account_id="acc-d", amount="5000.01", locale="zh-CN"),
-                                  with_explain=True)
+    result = example_guard.decide(
+        transfer("big", account_id="acc-d", amount="5000.01", locale="zh-CN"), with_explain=True
+    )
     assert result["decision"] == "review"
     assert result["score"] == 60
     assert [r["rule"] for r in result["reasons"]] == ["shared_device_large_transfer"]
@@ -108,8 +110,9 @@ def test_failing_stage_degrades_the_decision_by_its_policy(example_guard: RiskGu
     assert result["degraded"] is True
     assert result["decision"] == "review"  # lists fail closed
     assert result["degradations"][0]["stage"] == "lists"
-    assert {"code": "DEGRADED_LISTS", "rule": None,
-            "message": "the lists stage failed; decided fail-closed"} in result["reasons"]
+    assert {"code": "DEGRADED_LISTS", "rule": None, "message": "the lists stage failed; decided fail-closed"} in result[
+        "reasons"
+    ]
 
     class BrokenFeatures:
         name = "features"
@@ -184,12 +187,27 @@ def test_async_ingest_decides_in_background_and_after_a_crash(db_url: str) -> No
 def test_challenge_outcomes_are_stored_and_counted_in_features(guard: RiskGuard) -> None:
     # starter strategy: a withdrawal soon after a device bind is challenged
     base = datetime(2026, 11, 25, 10, tzinfo=UTC)
-    guard.decide({"event_id": "b1", "type": "device_bind", "occurred_at": base.isoformat(), "account_id": "acc-7",
-                  "device_id": "dev-7"})
+    guard.decide(
+        {
+            "event_id": "b1",
+            "type": "device_bind",
+            "occurred_at": base.isoformat(),
+            "account_id": "acc-7",
+            "device_id": "dev-7",
+        }
+    )
     for i in range(2):
-        result = guard.decide({"event_id": f"w{i}", "type": "withdrawal", "account_id": "acc-7",
-                               "occurred_at": (base + timedelta(minutes=i + 1)).isoformat(), "amount": "100.00",
-                               "currency": "CNY", "device_id": "dev-7"})
+        result = guard.decide(
+            {
+                "event_id": f"w{i}",
+                "type": "withdrawal",
+                "account_id": "acc-7",
+                "occurred_at": (base + timedelta(minutes=i + 1)).isoformat(),
+                "amount": "100.00",
+                "currency": "CNY",
+                "device_id": "dev-7",
+            }
+        )
         assert result["decision"] == "challenge"
         stored = guard.report_outcome(f"w{i}", "failed", "sms", base + timedelta(minutes=i + 1, seconds=30))
         assert stored["result"] == "failed"
@@ -199,9 +217,17 @@ def test_challenge_outcomes_are_stored_and_counted_in_features(guard: RiskGuard)
         guard.report_outcome("b1", "failed", "sms")  # not a challenge
     with pytest.raises(NotFound):
         guard.report_outcome("nope", "failed", "sms")
-    result = guard.decide({"event_id": "w9", "type": "withdrawal", "account_id": "acc-7", "amount": "100.00",
-                           "occurred_at": (base + timedelta(minutes=5)).isoformat(), "currency": "CNY"},
-                          with_explain=True)
+    result = guard.decide(
+        {
+            "event_id": "w9",
+            "type": "withdrawal",
+            "account_id": "acc-7",
+            "amount": "100.00",
+            "occurred_at": (base + timedelta(minutes=5)).isoformat(),
+            "currency": "CNY",
+        },
+        with_explain=True,
+    )
     assert result["explain"]["features"]["account_failed_challenges_24h"] == 2
     assert result["decision"] == "block"  # failed challenges (60) + withdrawal after a bind (40)
     assert "failed_challenges" in [r["rule"] for r in result["reasons"]]
@@ -226,8 +252,9 @@ def test_publish_is_hot_and_rollback_restores_the_previous_version(example_guard
     with pytest.raises(Conflict):
         example_guard.publish(v2.replace("> 100.0", "> 200.0"), actor="test")  # same version, new content
     with pytest.raises(StrategyError):
-        example_guard.publish(v2.replace("version: 2", "version: 3").replace("features.device_accounts_7d",
-                                                                              "features.nope"), actor="test")
+        example_guard.publish(
+            v2.replace("version: 2", "version: 3").replace("features.device_accounts_7d", "features.nope"), actor="test"
+        )
     name, version = example_guard.rollback(actor="test")
     assert (name, version) == ("payments", 1)
     assert example_guard.live.version == 1
@@ -252,9 +279,20 @@ def test_publication_by_another_process_is_picked_up(db_url: str) -> None:
 
 def test_labels_are_stored(guard: RiskGuard) -> None:
     guard.decide(transfer("lab1"))
-    ids = guard.add_labels([{"event_id": "lab1", "entity_kind": None, "entity_value": None, "label": "fraud",
-                             "source": "victim_report", "typology": "telecom_fraud", "note": None,
-                             "labelled_at": datetime(2026, 11, 26, tzinfo=UTC)}])
+    ids = guard.add_labels(
+        [
+            {
+                "event_id": "lab1",
+                "entity_kind": None,
+                "entity_value": None,
+                "label": "fraud",
+                "source": "victim_report",
+                "typology": "telecom_fraud",
+                "note": None,
+                "labelled_at": datetime(2026, 11, 26, tzinfo=UTC),
+            }
+        ]
+    )
     assert len(ids) == 1
     stored = guard.labels.for_event("lab1")
     assert stored[0]["label"] == "fraud" and stored[0]["labelled_at"] == datetime(2026, 11, 26, tzinfo=UTC)
@@ -271,3 +309,93 @@ def test_amounts_round_trip_exactly(guard: RiskGuard) -> None:
     from decimal import Decimal
 
     assert from_stored(payload).amount == Decimal("1234567.89012345")
+
+
+def test_events_from_the_future_are_refused(guard: RiskGuard) -> None:
+    future = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    with pytest.raises(ValidationFailed) as caught:
+        guard.decide(transfer("future", occurred_at=future))
+    assert caught.value.errors[0]["loc"] == ["body", "occurred_at"]
+    assert "in the future" in caught.value.errors[0]["msg"]
+
+
+def test_the_same_event_written_differently_is_a_duplicate(example_guard: RiskGuard) -> None:
+    first = example_guard.decide(transfer("fmt", amount="6000.0", occurred_at="2026-11-25T18:00:00+08:00"))
+    again = example_guard.decide(transfer("fmt", amount="6000.00", occurred_at="2026-11-25T10:00:00Z"))
+    assert again == first
+
+
+def test_accepted_event_ids_cannot_be_reused_for_other_content(example_guard: RiskGuard) -> None:
+    from riskguard.events.validate import parse_event_obj
+
+    original = parse_event_obj(transfer("q1", amount="100.00"))
+    assert example_guard.ingest([original])["accepted"] == 1
+    with pytest.raises(Conflict):
+        example_guard.decide(transfer("q1", amount="999999.00"))  # still pending
+    receipt = example_guard.ingest([parse_event_obj(transfer("q1", amount="5.00")), original])
+    assert receipt["conflicts"] == ["q1"] and receipt["accepted"] == 0
+    example_guard.drain()
+    receipt = example_guard.ingest([original, parse_event_obj(transfer("q1", amount="7.00"))])
+    assert receipt == {"accepted": 0, "event_ids": [], "duplicates": [], "conflicts": ["q1"]}
+    assert example_guard.ingest([original])["duplicates"] == ["q1"]
+
+
+def test_a_failed_recording_is_not_counted_and_the_retry_counts_once(example_guard: RiskGuard) -> None:
+    from riskguard.errors import Unavailable
+
+    inserts = example_guard.writer._inserts
+    real_write = inserts.write
+    calls = {"n": 0}
+
+    def failing_once(work):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk full")
+        return real_write(work)
+
+    inserts.write = failing_once  # type: ignore[method-assign]
+    with pytest.raises(Unavailable):
+        example_guard.decide(transfer("retry", account_id="acc-r"))
+    retried = example_guard.decide(transfer("retry", account_id="acc-r"), with_explain=True)
+    assert retried["explain"]["features"]["account_transfers_1h"] == 1
+    assert example_guard.events.counts() == {"events": 1, "decisions": 1}
+
+
+def test_pending_events_are_counted_once_across_a_restart(db_url: str) -> None:
+    from riskguard.events.validate import parse_event_obj
+
+    rg = RiskGuard(make_settings(db_url), background=False)
+    rg.publish(EXAMPLE_STRATEGY, actor="test")
+    rg.decide(transfer("c0", account_id="acc-c"))
+    rg.ingest([parse_event_obj(transfer(f"c{i}", account_id="acc-c")) for i in range(1, 4)])
+    rg.close()  # "crash" before the background worker decided them
+    rg = RiskGuard(make_settings(db_url), background=False)
+    try:
+        rg.drain()
+        result = rg.decide(transfer("c9", account_id="acc-c"), with_explain=True)
+        assert result["explain"]["features"]["account_transfers_1h"] == 5
+    finally:
+        rg.close()
+
+
+def test_learning_an_evaluation_plan_does_not_count_against_the_budget(guard: RiskGuard) -> None:
+    kinds = [
+        transfer("k1"),
+        {
+            "event_id": "k2",
+            "type": "login",
+            "occurred_at": "2026-11-25T10:00:00Z",
+            "account_id": "a",
+            "attributes": {"success": False},
+        },
+        {
+            "event_id": "k3",
+            "type": "signup",
+            "occurred_at": "2026-11-25T10:00:00Z",
+            "account_id": "b",
+            "device_id": "d",
+            "phone": "13800000000",
+        },
+    ]
+    for event in kinds:
+        assert guard.decide(event)["degraded"] is False

@@ -25,7 +25,7 @@ from riskguard.config import Settings
 from riskguard.decision.pipeline import Pipeline, expand_rules, explain
 from riskguard.decision.stages import FeatureStage, ListIndex, ListStage
 from riskguard.decision.warnings import WarningCatalogue
-from riskguard.errors import NotFound, Unavailable, ValidationFailed
+from riskguard.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from riskguard.events.schema import Event, from_stored, to_json
 from riskguard.events.validate import check_event, parse_event_obj
 from riskguard.features.memory import MemoryFeatureEngine
@@ -58,17 +58,28 @@ class Submission:
     duplicate: bool
 
 
-
-
-def _digest(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()[:32]
+def digest_of(event: Event) -> str:
+    """A fingerprint of what an event says, not how it was written: ``6000.0`` and ``6000.00``, or the
+    same instant given in ``+08:00`` and in ``Z``, are the same event (idempotent retries must match)."""
+    canonical = msgspec.structs.replace(
+        event,
+        occurred_at=event.occurred_at.astimezone(UTC),
+        amount=None if event.amount is None else event.amount.normalize(),
+    )
+    return hashlib.sha256(to_json(canonical)).hexdigest()[:32]
 
 
 class RiskGuard:
     """One riskguard instance. Thread-safe; decisions are serialised through one lock (CPU-bound)."""
 
-    def __init__(self, settings: Settings | None = None, *, background: bool = True) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, background: bool = True, warm_features: bool = True
+    ) -> None:
+        """``background`` starts the ingest worker and the strategy/list poller (the server wants both);
+        ``warm_features=False`` skips rebuilding feature state from the log, for processes that only
+        administer (publish, lists, keys) and never decide."""
         self.settings = settings or Settings.from_env()
+        self._warm_features = warm_features
         self.engine = open_engine(self.settings.database_url, sqlite_synchronous=self.settings.sqlite_synchronous)
         migrate(self.engine)
         self.events = EventRepository(self.engine)
@@ -94,7 +105,7 @@ class RiskGuard:
         self._lock = threading.RLock()
         self._inflight: dict[str, Submission] = {}
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._pending_ids: set[str] = set()
+        self._pending: dict[str, str] = {}  # accepted, not yet decided: event_id → digest
         self._rule_lists: dict[tuple[str, int], list[tuple[str, str]]] = {}
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -150,18 +161,22 @@ class RiskGuard:
         self.refresh()
         return compiled
 
-    def rollback(self, *, actor: str, version: int | None = None) -> tuple[str, int]:
-        """Redeploys the previous live version (or ``version`` of the live strategy's name)."""
+    def rollback(self, *, actor: str, version: int | None = None, name: str | None = None) -> tuple[str, int]:
+        """Redeploys an earlier version: by default the live strategy's previously deployed version;
+        ``version`` of the live strategy's name; or ``name`` at ``version`` (another strategy)."""
         history = self.strategies.history("live", limit=1000)
         if not history:
             raise NotFound("no live strategy to roll back")
-        name = history[0]["name"]
+        current_name, current_version = history[0]["name"], history[0]["version"]
+        if name is None:
+            name = current_name
         if version is None:
-            current = history[0]["version"]
-            earlier = [h for h in history[1:] if h["name"] == name and h["version"] != current]
+            earlier = [h for h in history[1:] if (h["name"], h["version"]) != (current_name, current_version)]
+            if name != current_name:
+                earlier = [h for h in earlier if h["name"] == name]
             if not earlier:
-                raise NotFound(f"strategy {name!r} has no earlier deployed version")
-            version = earlier[0]["version"]
+                raise NotFound("no earlier deployed version to roll back to")
+            name, version = earlier[0]["name"], earlier[0]["version"]
         self.strategies.deploy("live", name, version, actor, note="rollback")
         self.refresh()
         return name, version
@@ -208,9 +223,10 @@ class RiskGuard:
         specs = list(live.features) + (list(compiled["shadow"].features) if compiled["shadow"] else [])
         with self._lock:
             new = self.feature_engine.declare(specs, self._event_env)
-            if new:
+            if new and self._warm_features:
                 self._backfill(new)
             self.live, self.shadow = live, compiled["shadow"]
+        self.metrics.strategy_version.clear()
         self.metrics.strategy_version.labels(live.name).set(live.version)
         log.info(
             "live strategy %s v%s%s",
@@ -282,21 +298,21 @@ class RiskGuard:
 
     def submit(self, event: Event, *, source: str = "sync") -> Submission:
         """Decides ``event`` (or finds its stored decision) and hands the records to the writer."""
-        payload = to_json(event)
-        digest = _digest(payload)
+        digest = digest_of(event)
         with self._lock:
             found = self._lookup(event.event_id)
             if found is not None:
                 if found.body.get("_digest") not in (None, digest):
-                    from riskguard.errors import Conflict
-
                     raise Conflict(
                         f"event_id {event.event_id!r} was already used for a different event; "
                         "event ids are idempotency keys and must not be reused"
                     )
                 self.metrics.duplicates.inc()
                 return found
-            self._pending_ids.discard(event.event_id)
+            pending = self._pending.get(event.event_id)
+            if pending is not None and pending != digest:
+                raise Conflict(f"event_id {event.event_id!r} was accepted earlier with different content")
+            self._pending.pop(event.event_id, None)
             live, shadow = self.live, self.shadow
             assert live is not None
             body, ctx = self.pipeline.run(event, live, shadow)
@@ -313,7 +329,7 @@ class RiskGuard:
                         "account_id": event.account_id,
                         "received_at": now,
                         "source": source,
-                        "payload": payload.decode(),
+                        "payload": to_json(event).decode(),
                     }
                 )
             request.decision_rows.append(
@@ -335,17 +351,20 @@ class RiskGuard:
         self.metrics.decisions.labels(body["decision"]).inc()
         for item in body["degradations"]:
             self.metrics.degraded.labels(item["stage"]).inc()
-        request.ticket.on_done(lambda ticket: self._settle(event.event_id, submission, ticket))
+        request.ticket.on_done(lambda ticket: self._settle(event, ctx.event_vars, submission, ticket))
         self.writer.submit(request)
         return submission
 
-    def _settle(self, event_id: str, submission: Submission, ticket: Ticket) -> None:
+    def _settle(self, event: Event, event_vars: dict[str, Any], submission: Submission, ticket: Ticket) -> None:
         with self._lock:
-            self._inflight.pop(event_id, None)
+            self._inflight.pop(event.event_id, None)
             if ticket.error is None:
-                self._remember(event_id, submission.body)
+                self._remember(event.event_id, submission.body)
             else:
+                # not recorded, so not acknowledged: take the event back out of feature state, so that
+                # the client's retry (same event_id) counts it once
                 self.metrics.commit_failures.inc()
+                self.feature_engine.retract(event, event_vars)
 
     def public(self, body: dict[str, Any], *, with_explain: bool = False) -> dict[str, Any]:
         """A stored decision as the API shows it; with ``with_explain``, every rule's outcome too."""
@@ -368,7 +387,7 @@ class RiskGuard:
         """Decides one event and returns once the event and its decision are durably recorded."""
         started = time.perf_counter()
         if isinstance(event, dict):
-            event = parse_event_obj(event, **self._limits())
+            event = parse_event_obj(event, **self.settings.event_limits)
         else:
             self._check(event)
         submission = self.submit(event)
@@ -402,14 +421,8 @@ class RiskGuard:
             self.metrics.latency.observe(time.perf_counter() - started)
         return self.public(submission.body, with_explain=with_explain)
 
-    def _limits(self) -> dict[str, int]:
-        return {
-            "max_attributes_bytes": self.settings.max_attributes_bytes,
-            "max_attributes_depth": self.settings.max_attributes_depth,
-        }
-
     def _check(self, event: Event) -> None:
-        errors = check_event(event, prefix=["event"], **self._limits())
+        errors = check_event(event, prefix=["event"], **self.settings.event_limits)
         if errors:
             raise ValidationFailed(errors)
 
@@ -426,16 +439,31 @@ class RiskGuard:
                 body = msgspec.json.decode(stored)
         if body is not None:
             return {"status": "decided", **self.public(body, with_explain=with_explain)}
-        if event_id in self._pending_ids or self.events.event_exists(event_id):
+        if event_id in self._pending or self.events.event_exists(event_id):
             return {"status": "pending", "event_id": event_id}
         raise NotFound(f"no event {event_id!r}")
 
     # ------------------------------------------------------------------ asynchronous ingest
     def ingest(self, events: list[Event]) -> dict[str, Any]:
-        """Durably accepts events for decision in the background; returns once they are stored."""
+        """Durably accepts events for decision in the background; returns once they are stored.
+
+        An event_id already known with the same content is a duplicate (ignored); with other content it
+        is a conflict (refused, listed in ``conflicts``). The rest of the batch is accepted.
+        """
         for event in events:
             self._check(event)
         now = utcnow()
+        digests: dict[str, str] = {}
+        conflicts: set[str] = set()
+        unique: list[Event] = []
+        for event in events:
+            digest = digest_of(event)
+            earlier = digests.get(event.event_id)
+            if earlier is None:
+                digests[event.event_id] = digest
+                unique.append(event)
+            elif earlier != digest:
+                conflicts.add(event.event_id)
         rows = [
             {
                 "event_id": e.event_id,
@@ -446,42 +474,54 @@ class RiskGuard:
                 "source": "async",
                 "payload": to_json(e).decode(),
             }
-            for e in events
+            for e in unique
+            if e.event_id not in conflicts
         ]
         existing = self.events.insert_events(rows)
+        for event_id, payload in self.events.payloads(sorted(existing)).items():
+            if digest_of(from_stored(payload)) != digests[event_id]:
+                conflicts.add(event_id)
         accepted: list[str] = []
-        seen: set[str] = set()
-        for event in events:
-            if event.event_id in existing or event.event_id in seen:
+        for event in unique:
+            if event.event_id in existing or event.event_id in conflicts:
                 continue
-            seen.add(event.event_id)
             accepted.append(event.event_id)
             with self._lock:
-                self._pending_ids.add(event.event_id)
+                self._pending[event.event_id] = digests[event.event_id]
             self._queue.put(event)
         self.metrics.ingested.inc(len(accepted))
-        self.metrics.pending.set(len(self._pending_ids))
+        self.metrics.pending.set(len(self._pending))
         return {
             "accepted": len(accepted),
             "event_ids": accepted,
-            "duplicates": sorted(set(e.event_id for e in events) - set(accepted)),
+            "duplicates": sorted(set(digests) - set(accepted) - conflicts),
+            "conflicts": sorted(conflicts),
         }
 
     def _recover_pending(self) -> None:
         """Events accepted before a crash but not decided are queued again, in arrival order."""
         for event_id, payload in self.events.pending():
-            self._pending_ids.add(event_id)
-            self._queue.put(from_stored(payload))
-        if self._pending_ids:
-            log.info("%d accepted events were waiting for a decision; queued", len(self._pending_ids))
+            event = from_stored(payload)
+            self._pending[event_id] = digest_of(event)
+            self._queue.put(event)
+        if self._pending:
+            log.info("%d accepted events were waiting for a decision; queued", len(self._pending))
 
-    def _decide_pending(self, event: Event) -> None:
+    def _decide_pending(self, event: Event) -> bool:
+        """Decides one accepted event; False when it could not be recorded (it stays queued)."""
         with self._lock:
-            if event.event_id not in self._pending_ids:
-                return  # decided synchronously in the meantime
+            digest = self._pending.get(event.event_id)
+            if digest is None:
+                return True  # decided synchronously in the meantime
         submission = self.submit(event, source="async")
-        submission.ticket.wait(self.settings.commit_timeout_ms / 1000)
-        self.metrics.pending.set(len(self._pending_ids))
+        recorded = submission.ticket.wait(self.settings.commit_timeout_ms / 1000) and submission.ticket.error is None
+        if not recorded:
+            with self._lock:
+                self._pending[event.event_id] = digest
+            self._queue.put(event)
+            log.warning("an accepted event could not be decided and recorded; it will be retried")
+        self.metrics.pending.set(len(self._pending))
+        return recorded
 
     def drain(self, timeout: float = 30.0) -> None:
         """Decides every queued event now, in this thread (tests and the CLI; the server has a worker)."""
@@ -500,9 +540,12 @@ class RiskGuard:
             if event is None:
                 return
             try:
-                self._decide_pending(event)
+                recorded = self._decide_pending(event)
             except Exception:
                 log.exception("background decision of an accepted event failed; it stays pending")
+                recorded = False
+            if not recorded:
+                self._stop.wait(0.5)  # the store is failing: back off instead of spinning
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.settings.strategy_poll_ms / 1000):

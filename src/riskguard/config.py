@@ -7,6 +7,7 @@ in-process library). Each one is documented in ``docs/configuration.md``; keep t
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class Settings:
     port: int = 8000
     auth: bool = True
     max_body_bytes: int = 65536
+    max_batch_body_bytes: int = 8 * 1024 * 1024
+    max_future_skew_s: float = 300.0
     max_attributes_bytes: int = 16384
     max_attributes_depth: int = 5
     max_batch_events: int = 1000
@@ -95,6 +98,18 @@ class Settings:
             raise ConfigError(f"RISKGUARD_PORT must be 1..65535, got {self.port}")
         if self.max_body_bytes < 1024:
             raise ConfigError("RISKGUARD_MAX_BODY_BYTES must be at least 1024")
+        if self.max_batch_body_bytes < self.max_body_bytes:
+            raise ConfigError("RISKGUARD_MAX_BATCH_BODY_BYTES must be at least RISKGUARD_MAX_BODY_BYTES")
+        if self.max_future_skew_s < 0:
+            raise ConfigError("RISKGUARD_MAX_FUTURE_SKEW_S must not be negative")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError("RISKGUARD_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        if self.strategy_poll_ms < 100:
+            raise ConfigError("RISKGUARD_STRATEGY_POLL_MS must be at least 100")
+        if self.commit_timeout_ms <= 0 or self.commit_max_batch < 1 or self.idempotency_cache_size < 0:
+            raise ConfigError(
+                "RISKGUARD_COMMIT_TIMEOUT_MS, _COMMIT_MAX_BATCH and _IDEMPOTENCY_CACHE_SIZE must be positive"
+            )
         if self.max_attributes_depth < 1:
             raise ConfigError("RISKGUARD_MAX_ATTRIBUTES_DEPTH must be at least 1")
         if not (1 <= self.max_batch_events <= 100_000):
@@ -110,6 +125,23 @@ class Settings:
                 raise ConfigError(f"RISKGUARD_STAGE_{stage.upper()}_FAILURE must be open or closed")
             if policy.budget_ms <= 0:
                 raise ConfigError(f"RISKGUARD_STAGE_{stage.upper()}_BUDGET_MS must be positive")
+
+    @property
+    def event_limits(self) -> dict[str, Any]:
+        """The validation limits every event passes, as keyword arguments of events.validate."""
+        return {
+            "max_attributes_bytes": self.max_attributes_bytes,
+            "max_attributes_depth": self.max_attributes_depth,
+            "max_future_skew_s": self.max_future_skew_s,
+        }
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings for display, with any password in the database URL hidden."""
+        from dataclasses import asdict
+
+        values = asdict(self)
+        values["database_url"] = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.database_url)
+        return values
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,4 +1,4 @@
-"""Typed exceptions; the HTTP adapter maps each to one status code (api/errors.py)."""
+"""Typed exceptions; the HTTP adapter (api/http.py) maps each to its status code in one handler."""
 
 from __future__ import annotations
 

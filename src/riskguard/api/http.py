@@ -48,9 +48,8 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
     )
     app.state.riskguard = guard
 
-    async def read_body(request: Request) -> bytes:
+    async def read_body(request: Request, limit: int = settings.max_body_bytes) -> bytes:
         declared = request.headers.get("content-length")
-        limit = settings.max_body_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise ValidationFailed(
                 [{"loc": ["body"], "type": "too_large", "msg": f"body is {declared} bytes; the limit is {limit}"}]
@@ -82,10 +81,7 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
         log.exception("unexpected error")
         return _json({"error": "internal_error", "message": "internal error; it has been logged"}, 500)
 
-    limits = {
-        "max_attributes_bytes": settings.max_attributes_bytes,
-        "max_attributes_depth": settings.max_attributes_depth,
-    }
+    limits = settings.event_limits
 
     @app.post(
         "/v1/decisions",
@@ -107,7 +103,9 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
     )
     async def post_events(request: Request) -> Response:
         auth.identify(request, "decide")
-        events = parse_batch(await read_body(request), max_events=settings.max_batch_events, **limits)
+        events = parse_batch(
+            await read_body(request, settings.max_batch_body_bytes), max_events=settings.max_batch_events, **limits
+        )
         return _json(guard.ingest(events), 202)
 
     @app.get("/v1/decisions/{event_id}", tags=["decisions"], summary="A stored decision")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import getpass
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(strategy_app, name="strategy")
 app.add_typer(list_app, name="list")
 
-ACTOR = "cli"
+ACTOR = f"cli:{getpass.getuser()}"
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -49,14 +50,15 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _guard(background: bool = False) -> Any:
+def _guard(background: bool = False, warm: bool = False) -> Any:
+    """A RiskGuard on the configured database; ``warm`` rebuilds feature state (only deciding needs it)."""
     from riskguard.app import RiskGuard
     from riskguard.config import Settings
     from riskguard.logs import configure
 
     settings = Settings.from_env()
     configure(settings.log_level, json_lines=settings.log_json)
-    return RiskGuard(settings, background=background)
+    return RiskGuard(settings, background=background, warm_features=warm)
 
 
 def _print(data: Any) -> None:
@@ -82,7 +84,7 @@ def serve(
 
     from riskguard.api.http import create_app
 
-    guard = _guard(background=True)
+    guard = _guard(background=True, warm=True)
     token = guard.ensure_admin_key()
     if token:
         typer.echo(
@@ -123,13 +125,9 @@ def decide(
     from riskguard.events.validate import parse_event
 
     raw = _read(event_file).encode()
-    guard = _guard()
+    guard = _guard(warm=True)
     try:
-        event = parse_event(
-            raw,
-            max_attributes_bytes=guard.settings.max_attributes_bytes,
-            max_attributes_depth=guard.settings.max_attributes_depth,
-        )
+        event = parse_event(raw, **guard.settings.event_limits)
         _print(guard.decide(event, with_explain=explain))
     finally:
         guard.close()
@@ -148,11 +146,9 @@ def migrate() -> None:
 @_errors
 def show_config() -> None:
     """Print the effective settings (from RISKGUARD_* variables and defaults)."""
-    from dataclasses import asdict
-
     from riskguard.config import Settings
 
-    _print(asdict(Settings.from_env()))
+    _print(Settings.from_env().redacted())
 
 
 # ---------------------------------------------------------------------- API keys
@@ -274,10 +270,11 @@ def _resolve(guard: Any, ref: str) -> tuple[str, str]:
 @strategy_app.command("diff")
 @_errors
 def strategy_diff(
-    a: Annotated[str, typer.Argument(help="File, live, shadow, NAME or NAME@VERSION")],
-    b: Annotated[str, typer.Argument(help="File, live, shadow, NAME or NAME@VERSION")] = "live",
+    first: Annotated[str, typer.Argument(help="File, live, shadow, NAME or NAME@VERSION")],
+    second: Annotated[str | None, typer.Argument(help="The same; when given, FIRST is the old side")] = None,
 ) -> None:
-    """Show what changes between two strategies (documents and rule-level summary)."""
+    """Show what changes: `diff NEW` compares the live strategy with NEW; `diff OLD NEW` compares two."""
+    a, b = ("live", first) if second is None else (first, second)
     from riskguard.rules.strategy import load_strategy
 
     guard = _guard()
@@ -310,12 +307,20 @@ def strategy_diff(
 @strategy_app.command("rollback")
 @_errors
 def strategy_rollback(
-    to: Annotated[int | None, typer.Option("--to", help="Version to restore (default: the previous)")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="VERSION of the live strategy, or NAME@VERSION (default: the previous)")
+    ] = None,
 ) -> None:
-    """Make the previously deployed version live again."""
+    """Make the previously deployed version (or the one given) live again."""
+    name = version = None
+    if to:
+        name_part, _, version_part = to.rpartition("@")
+        if not version_part.isdigit():
+            _fail(f"--to {to!r}: give VERSION or NAME@VERSION")
+        name, version = (name_part or None), int(version_part)
     guard = _guard()
     try:
-        name, version = guard.rollback(actor=ACTOR, version=to)
+        name, version = guard.rollback(actor=ACTOR, version=version, name=name)
     finally:
         guard.close()
     typer.echo(f"rolled back: {name} v{version} is live")
@@ -342,7 +347,7 @@ def strategy_show(ref: Annotated[str, typer.Argument(help="live, shadow, NAME or
         _label, text = _resolve(guard, ref)
     finally:
         guard.close()
-    typer.echo(text)
+    typer.echo(text, nl=not text.endswith("\n"))
 
 
 # ---------------------------------------------------------------------- lists

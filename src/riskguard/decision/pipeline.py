@@ -78,14 +78,10 @@ class Pipeline:
             return
         finally:
             ctx.timings[stage.name] = (time.perf_counter() - t0) * 1000
-        elapsed = ctx.timings[stage.name]
+        elapsed = ctx.timings[stage.name] - ctx.compile_ms.get(stage.name, 0.0)
         if elapsed > policy.budget_ms:
             ctx.degradations.append(
-                {
-                    "stage": stage.name,
-                    "policy": policy.failure,
-                    "reason": f"over budget: {elapsed:.1f} ms > {policy.budget_ms:g} ms",
-                }
+                {"stage": stage.name, "reason": f"over budget: {elapsed:.1f} ms > {policy.budget_ms:g} ms"}
             )
 
     def _outcome(self, ctx: Context) -> dict[str, Any]:
@@ -95,7 +91,7 @@ class Pipeline:
         if ctx.floor is not None and SEVERITY[ctx.floor] > SEVERITY[decision]:
             decision = ctx.floor
         for item in ctx.degradations:
-            if item["policy"] == "closed" and item["reason"].startswith("failed"):
+            if item.get("policy") == "closed":
                 reasons.append(
                     {
                         "code": f"DEGRADED_{item['stage'].upper()}",

@@ -32,6 +32,7 @@ class Context:
     fired_shadow: list[RuleSpec] = field(default_factory=list)
     shadow_result: dict[str, Any] | None = None
     degradations: list[dict[str, str]] = field(default_factory=list)
+    compile_ms: dict[str, float] = field(default_factory=dict)  # one-off plan learning, outside budgets
     floor: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -60,7 +61,9 @@ class FeatureStage:
         self.engine = engine
 
     def run(self, ctx: Context) -> None:
+        before = self.engine.compile_seconds
         matches = self.engine.filter_matches(ctx.event_vars)
+        ctx.compile_ms[self.name] = (self.engine.compile_seconds - before) * 1000
         ctx.features = self.engine.compute(ctx.event, ctx.live.features, matches)
         if ctx.shadow is not None and ctx.shadow.features:
             ctx.shadow_features = self.engine.compute(ctx.event, ctx.shadow.features, matches)
@@ -118,7 +121,9 @@ class RuleStage:
 
     def run(self, ctx: Context) -> None:
         strategy = ctx.live
+        before = strategy.ruleset.compile_seconds
         ctx.results = strategy.ruleset.evaluate(ctx.activation(ctx.features, ctx.lists))
+        ctx.compile_ms[self.name] = (strategy.ruleset.compile_seconds - before) * 1000
         for rule, result in zip(strategy.evaluated, ctx.results, strict=True):
             if result is True:
                 (ctx.fired_live if rule.mode == "live" else ctx.fired_shadow).append(rule)
@@ -135,7 +140,9 @@ class ShadowStage:
         strategy = ctx.shadow
         if strategy is None:
             return
+        before = strategy.ruleset.compile_seconds
         results = strategy.ruleset.evaluate(ctx.activation(ctx.shadow_features, ctx.lists))
+        ctx.compile_ms[self.name] = (strategy.ruleset.compile_seconds - before) * 1000
         fired = [r for r, ok in zip(strategy.evaluated, results, strict=True) if ok is True and r.mode == "live"]
         decision, score = outcome(fired, strategy.document.thresholds)
         ctx.shadow_result = {

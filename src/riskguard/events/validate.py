@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -77,7 +78,12 @@ def _depth(value: Any, limit: int, level: int = 1) -> int:
 
 
 def check_event(
-    event: Event, *, max_attributes_bytes: int, max_attributes_depth: int, prefix: list[str | int]
+    event: Event,
+    *,
+    max_attributes_bytes: int,
+    max_attributes_depth: int,
+    prefix: list[str | int],
+    max_future_skew_s: float | None = 300.0,
 ) -> list[dict[str, Any]]:
     """The checks JSON decoding cannot make; returns the errors found (empty when the event is good)."""
     errors: list[dict[str, Any]] = []
@@ -85,6 +91,10 @@ def check_event(
     def fail(field: str, msg: str) -> None:
         errors.append({"loc": [*prefix, field], "msg": msg, "type": "value_error"})
 
+    if max_future_skew_s is not None:
+        ahead = event.occurred_at.timestamp() - time.time()
+        if ahead > max_future_skew_s:
+            fail("occurred_at", f"is {ahead:,.0f} s in the future (clock skew allowed: {max_future_skew_s:g} s)")
     for name in REQUIRED_BY_TYPE[event.type]:
         if getattr(event, name) is None:
             fail(name, f"required for events of type {event.type!r}")
@@ -117,13 +127,20 @@ def check_event(
     return errors
 
 
-def parse_event(body: bytes, *, max_attributes_bytes: int = 16384, max_attributes_depth: int = 5) -> Event:
+def parse_event(
+    body: bytes,
+    *,
+    max_attributes_bytes: int = 16384,
+    max_attributes_depth: int = 5,
+    max_future_skew_s: float | None = 300.0,
+) -> Event:
     event = _decode(_event_decoder, body)
     errors = check_event(
         event,
         max_attributes_bytes=max_attributes_bytes,
         max_attributes_depth=max_attributes_depth,
         prefix=["body"],
+        max_future_skew_s=max_future_skew_s,
     )
     if errors:
         raise ValidationFailed(errors)
@@ -131,7 +148,12 @@ def parse_event(body: bytes, *, max_attributes_bytes: int = 16384, max_attribute
 
 
 def parse_batch(
-    body: bytes, *, max_events: int, max_attributes_bytes: int = 16384, max_attributes_depth: int = 5
+    body: bytes,
+    *,
+    max_events: int,
+    max_attributes_bytes: int = 16384,
+    max_attributes_depth: int = 5,
+    max_future_skew_s: float | None = 300.0,
 ) -> list[Event]:
     batch = _decode(_batch_decoder, body)
     if not batch.events:
@@ -156,6 +178,7 @@ def parse_batch(
                 max_attributes_bytes=max_attributes_bytes,
                 max_attributes_depth=max_attributes_depth,
                 prefix=["body", "events", index],
+                max_future_skew_s=max_future_skew_s,
             )
         )
     if errors:
@@ -163,6 +186,6 @@ def parse_batch(
     return batch.events
 
 
-def parse_event_obj(obj: dict[str, Any], **limits: int) -> Event:
+def parse_event_obj(obj: dict[str, Any], **limits: Any) -> Event:
     """Validate an event given as a Python mapping (the in-process library and the CLI)."""
     return parse_event(msgspec.json.encode(obj), **limits)

@@ -9,7 +9,7 @@ The full feature engine (more aggregates, Redis, offline parity) builds on this 
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -104,6 +104,26 @@ class _Aggregate:
             del stamps[:cut]
             del amounts[:cut]
 
+    def remove(self, key: Any, ts: float, contribution: Any) -> None:
+        """Takes back one contribution made by ``add`` (a decision whose recording failed)."""
+        state = self.series.get(key)
+        if not state:
+            return
+        if self.spec.aggregate == "distinct":
+            stamps = state.get(contribution)
+            if stamps and ts in stamps:
+                stamps.remove(ts)
+                if not stamps:
+                    del state[contribution]
+            return
+        stamps, amounts = state
+        lo, hi = bisect_left(stamps, ts), bisect_right(stamps, ts)
+        for i in range(lo, hi):
+            if amounts[i] == contribution:
+                del stamps[i]
+                del amounts[i]
+                return
+
     def contribution(self, event: Event) -> Any:
         if self.spec.aggregate == "count":
             return 1
@@ -150,6 +170,10 @@ class MemoryFeatureEngine:
         self._filter_sources = sources
         self._filters = event_env.compile_set([(s, f"feature filter {s!r}") for s in sources])
         return new
+
+    @property
+    def compile_seconds(self) -> float:
+        return 0.0 if self._filters is None else self._filters.compile_seconds
 
     def filter_matches(self, event_vars: dict[str, Any]) -> list[bool]:
         """Which declared ``when`` filters the event passes (evaluated once, used by compute and observe)."""
@@ -198,6 +222,18 @@ class MemoryFeatureEngine:
                 continue
             horizon = self._watermark - aggregate.window - self.lateness
             aggregate.add(key, ts, contribution, horizon)
+
+    def retract(self, event: Event, event_vars: dict[str, Any]) -> None:
+        """Undoes ``observe(event)``: the event's decision could not be recorded, so it never happened."""
+        matches = self.filter_matches(event_vars)
+        ts = event.occurred_at.timestamp()
+        for aggregate in self._by_signature.values():
+            if aggregate.filter_index is not None and not matches[aggregate.filter_index]:
+                continue
+            key = _key(event, aggregate.fields)
+            contribution = None if key is None else aggregate.contribution(event)
+            if contribution is not None:
+                aggregate.remove(key, ts, contribution)
 
     def backfill(self, specs: Iterable[FeatureSpec], events: Iterable[tuple[Event, dict[str, Any]]]) -> int:
         """Replays logged events into the state of ``specs`` only (new declarations after a publish)."""

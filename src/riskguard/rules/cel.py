@@ -16,6 +16,7 @@ guard such as ``event.type == "transfer" && event.amount > 5000.0`` is safe on a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -129,15 +130,18 @@ class ExpressionSet:
         self.members = members
         self._environment = environment
         self._plans: dict[frozenset[str], _Plan] = {}
-        self._everything = self._plan(list(range(len(members))), [])
         self.fallbacks = 0
+        self.compile_seconds = 0.0  # spent learning plans; stage budgets leave it out (a one-off per shape)
+        self._everything = self._plan(list(range(len(members))), [])
 
     def _plan(self, combined: list[int], solo: list[int]) -> _Plan:
         compiled = None
         if combined:
+            started = time.perf_counter()
             source = "[" + ", ".join(f"({self.members[i].source})" for i in combined) + "]"
             with self._environment._lock:
                 compiled = self._environment._env.compile(source)
+            self.compile_seconds += time.perf_counter() - started
         return _Plan(combined, solo, compiled)
 
     def evaluate(self, activation: Mapping[str, Any]) -> list[bool | EvalError]:

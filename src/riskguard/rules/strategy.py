@@ -17,7 +17,8 @@ import msgspec
 import yaml
 
 from riskguard.errors import StrategyError
-from riskguard.features.spec import KEY_FIELDS, FeatureSpec, check_spec
+from riskguard.events.schema import IDENTIFIER_FIELDS
+from riskguard.features.spec import FeatureSpec, check_spec
 from riskguard.rules.activation import EVENT_DECLARATIONS
 from riskguard.rules.cel import Environment, ExpressionSet
 
@@ -141,8 +142,8 @@ def _check_document(doc: StrategyDocument) -> None:
             raise StrategyError(f"lists[{index}].name: lower-case letters, digits and _, starting with a letter")
         if spec.name in list_names:
             raise StrategyError(f"lists[{index}]: the list {spec.name!r} is declared twice")
-        if spec.entity not in KEY_FIELDS:
-            raise StrategyError(f"lists[{index}].entity: {spec.entity!r} is not one of {', '.join(KEY_FIELDS)}")
+        if spec.entity not in IDENTIFIER_FIELDS:
+            raise StrategyError(f"lists[{index}].entity: {spec.entity!r} is not one of {', '.join(IDENTIFIER_FIELDS)}")
         list_names.add(spec.name)
     ids: set[str] = set()
     for index, rule in enumerate(doc.rules):

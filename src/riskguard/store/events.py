@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ class EventRepository:
         self._engine = engine
         self._decision_by_id = select(decisions.c.body).where(decisions.c.event_id == bindparam("event_id"))
         self._raw: Any = None
+        self._fast_lock = threading.Lock()
         self._sql = ""
 
     def decision_body(self, event_id: str) -> str | None:
@@ -27,10 +29,11 @@ class EventRepository:
         statement machinery costs about 75 µs here, the bare driver call about 6 µs. Callers serialise
         (the decision lock); any driver error drops the connection and answers through the pool instead.
         """
-        try:
-            return self._fast_lookup(event_id)
-        except Exception:
-            self._close_fast()
+        with self._fast_lock:
+            try:
+                return self._fast_lookup(event_id)
+            except Exception:
+                self._close_fast()
         with self._engine.connect() as connection:
             return connection.execute(self._decision_by_id, {"event_id": event_id}).scalar()
 
@@ -59,7 +62,8 @@ class EventRepository:
                 raw.invalidate()
 
     def close(self) -> None:
-        self._close_fast()
+        with self._fast_lock:
+            self._close_fast()
 
     def event_exists(self, event_id: str) -> bool:
         with self._engine.connect() as connection:
@@ -99,10 +103,25 @@ class EventRepository:
         with self._engine.connect() as connection:
             return [(row.event_id, row.payload) for row in connection.execute(query)]
 
+    def payloads(self, event_ids: list[str]) -> dict[str, str]:
+        """The stored payload of each of ``event_ids`` that exists."""
+        found: dict[str, str] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(event_ids), 500):
+                chunk = event_ids[start : start + 500]
+                query = select(events.c.event_id, events.c.payload).where(events.c.event_id.in_(chunk))
+                found.update({row.event_id: row.payload for row in connection.execute(query)})
+        return found
+
     def stream_since(self, since: datetime, batch: int = 5000) -> Iterator[tuple[str, str]]:
-        """(type, payload) of every event that occurred at or after ``since``, in event time."""
+        """(type, payload) of every *decided* event that occurred at or after ``since``, in event time.
+
+        Accepted events still waiting for their decision are left out: they enter feature state when
+        they are decided, so a rebuild never counts them twice.
+        """
         query = (
             select(events.c.type, events.c.payload)
+            .select_from(events.join(decisions, decisions.c.event_id == events.c.event_id))
             .where(events.c.occurred_at >= since)
             .order_by(events.c.occurred_at, events.c.event_id)
             .execution_options(yield_per=batch)
