@@ -104,3 +104,19 @@ def test_decide_and_lists(run, tmp_path: Path) -> None:  # type: ignore[no-untyp
     assert code == 1 and "cannot read" in err
     code, out, _ = run("list", "remove", "blocked_devices", "dev-cli")
     assert "1 removed" in out
+
+
+def test_bad_configuration_is_one_clear_line(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("RISKGUARD_LOG_LEVEL", "verbose")
+    code, _, err = run("strategy", "list")
+    assert code == 2 and err.strip() == "error: RISKGUARD_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    monkeypatch.setenv("RISKGUARD_LOG_LEVEL", "INFO")
+    monkeypatch.setenv("RISKGUARD_PORT", "eighty")
+    code, _, err = run("config")
+    assert code == 2 and "RISKGUARD_PORT='eighty' is not a valid int" in err
+
+
+def test_config_hides_the_database_password(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("RISKGUARD_DATABASE_URL", "postgresql://risk:s3cret@db.internal:5432/risk")
+    code, out, _ = run("config")
+    assert code == 0 and "s3cret" not in out and "risk:***@db.internal" in out
