@@ -96,7 +96,9 @@ def timed(label: str, activations: list[Activation], repeat: int, run: Callable[
     return best
 
 
-def google(doc: Any, rules: list[Any], real: list[Activation], complete: list[Activation], repeat: int) -> list:
+def google(
+    doc: Any, rules: list[Any], real: list[Activation], complete: list[Activation], repeat: int
+) -> list[list[bool]]:
     env = Environment(declarations(doc))
     ruleset = env.compile_set([(rule.when, rule.id) for rule in rules])
     members = ruleset.members
@@ -137,7 +139,9 @@ def nested(activation: Activation) -> dict[str, dict[str, Any]]:
     return out
 
 
-def rust(rules: list[Any], real: list[Activation], complete: list[Activation], repeat: int, expected: list) -> None:
+def rust(
+    rules: list[Any], real: list[Activation], complete: list[Activation], repeat: int, expected: list[list[bool]]
+) -> None:
     try:
         import cel  # common-expression-language
         from cel.stdlib import add_stdlib_to_context
