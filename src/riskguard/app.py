@@ -13,7 +13,6 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,8 +102,10 @@ class RiskGuard:
         )
         self._event_env = Environment(EVENT_DECLARATIONS)
         self._lock = threading.RLock()
+        # decisions handed to the writer and not yet committed; a lock of its own, so that the writer
+        # thread settling a batch never waits for the decision lock
         self._inflight: dict[str, Submission] = {}
-        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._inflight_lock = threading.Lock()
         self._pending: dict[str, str] = {}  # accepted, not yet decided: event_id → digest
         self._rule_lists: dict[tuple[str, int], list[tuple[str, str]]] = {}
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
@@ -278,23 +279,16 @@ class RiskGuard:
 
     # ------------------------------------------------------------------ deciding
     def _lookup(self, event_id: str) -> Submission | None:
-        body = self._recent.get(event_id)
-        if body is not None:
-            return Submission(body, _FINISHED, True)
-        inflight = self._inflight.get(event_id)
+        """A decision already made for ``event_id``: in flight to the store, or stored (every new event
+        asks, so the store lookup is a bare driver call of a few µs; no cache is needed in front of it)."""
+        with self._inflight_lock:
+            inflight = self._inflight.get(event_id)
         if inflight is not None:
             return Submission(inflight.body, inflight.ticket, True)
         stored = self.events.decision_body(event_id)
         if stored is not None:
-            body = msgspec.json.decode(stored)
-            self._remember(event_id, body)
-            return Submission(body, _FINISHED, True)
+            return Submission(msgspec.json.decode(stored), _FINISHED, True)
         return None
-
-    def _remember(self, event_id: str, body: dict[str, Any]) -> None:
-        self._recent[event_id] = body
-        if len(self._recent) > self.settings.idempotency_cache_size:
-            self._recent.popitem(last=False)
 
     def submit(self, event: Event, *, source: str = "sync") -> Submission:
         """Decides ``event`` (or finds its stored decision) and hands the records to the writer."""
@@ -346,7 +340,8 @@ class RiskGuard:
                 }
             )
             submission = Submission(body, request.ticket, False)
-            self._inflight[event.event_id] = submission
+            with self._inflight_lock:
+                self._inflight[event.event_id] = submission
         self.metrics.pipeline_latency.observe(body["latency_ms"] / 1000)
         self.metrics.decisions.labels(body["decision"]).inc()
         for item in body["degradations"]:
@@ -356,14 +351,13 @@ class RiskGuard:
         return submission
 
     def _settle(self, event: Event, event_vars: dict[str, Any], submission: Submission, ticket: Ticket) -> None:
-        with self._lock:
+        with self._inflight_lock:
             self._inflight.pop(event.event_id, None)
-            if ticket.error is None:
-                self._remember(event.event_id, submission.body)
-            else:
-                # not recorded, so not acknowledged: take the event back out of feature state, so that
-                # the client's retry (same event_id) counts it once
-                self.metrics.commit_failures.inc()
+        if ticket.error is not None:
+            # not recorded, so not acknowledged: take the event back out of feature state, so that the
+            # client's retry (same event_id) counts it once
+            self.metrics.commit_failures.inc()
+            with self._lock:
                 self.feature_engine.retract(event, event_vars)
 
     def public(self, body: dict[str, Any], *, with_explain: bool = False) -> dict[str, Any]:
@@ -404,13 +398,7 @@ class RiskGuard:
         started = time.perf_counter()
         submission = self.submit(event)
         if not submission.ticket.done:
-            loop = asyncio.get_running_loop()
-            future: asyncio.Future[None] = loop.create_future()
-
-            def wake(_ticket: Ticket) -> None:
-                loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
-
-            submission.ticket.on_done(wake)
+            future = submission.ticket.bind_future(asyncio.get_running_loop())
             try:
                 await asyncio.wait_for(future, self.settings.commit_timeout_ms / 1000)
             except TimeoutError:
@@ -428,11 +416,11 @@ class RiskGuard:
 
     def get_decision(self, event_id: str, *, with_explain: bool = False) -> dict[str, Any]:
         """The stored decision; ``{"status": "pending"}`` for an accepted event not yet decided."""
-        with self._lock:
-            body = self._recent.get(event_id)
+        body = None
+        with self._inflight_lock:
             inflight = self._inflight.get(event_id)
-        if body is None and inflight is not None:
-            body = inflight.body if inflight.ticket.done and inflight.ticket.error is None else None
+        if inflight is not None and inflight.ticket.done and inflight.ticket.error is None:
+            body = inflight.body
         if body is None:
             stored = self.events.decision_body(event_id)
             if stored is not None:

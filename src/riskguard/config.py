@@ -56,7 +56,6 @@ class Settings:
     commit_max_batch: int = 1000
     commit_timeout_ms: float = 5000.0
     strategy_poll_ms: float = 1000.0
-    idempotency_cache_size: int = 100_000
     closed_action: str = "review"
     log_level: str = "INFO"
     log_json: bool = True
@@ -106,9 +105,9 @@ class Settings:
             raise ConfigError("RISKGUARD_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if self.strategy_poll_ms < 100:
             raise ConfigError("RISKGUARD_STRATEGY_POLL_MS must be at least 100")
-        if self.commit_timeout_ms <= 0 or self.commit_max_batch < 1 or self.idempotency_cache_size < 0:
+        if self.commit_timeout_ms <= 0 or self.commit_max_batch < 1:
             raise ConfigError(
-                "RISKGUARD_COMMIT_TIMEOUT_MS, _COMMIT_MAX_BATCH and _IDEMPOTENCY_CACHE_SIZE must be positive"
+                "RISKGUARD_COMMIT_TIMEOUT_MS and RISKGUARD_COMMIT_MAX_BATCH must be positive"
             )
         if self.max_attributes_depth < 1:
             raise ConfigError("RISKGUARD_MAX_ATTRIBUTES_DEPTH must be at least 1")

@@ -9,7 +9,9 @@ The full feature engine (more aggregates, Redis, offline parity) builds on this 
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from abc import ABC, abstractmethod
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -33,8 +35,28 @@ def _field_value(event: Event, field: str) -> Any:
     return getattr(event, field)
 
 
-class _Aggregate:
-    """One declared feature's state: key → time-sorted history within the window."""
+def _insert(stamps: array[float], ts: float) -> int:
+    """Inserts ``ts`` keeping ``stamps`` sorted (appending in the usual in-order case); returns its index."""
+    if not stamps or stamps[-1] <= ts:
+        stamps.append(ts)
+        return len(stamps) - 1
+    i = bisect_right(stamps, ts)
+    stamps.insert(i, ts)
+    return i
+
+
+def _discard(stamps: array[float], ts: float) -> None:
+    i = bisect_left(stamps, ts)
+    if i < len(stamps) and stamps[i] == ts:
+        del stamps[i]
+
+
+class _Aggregate(ABC):
+    """One declared feature's state: key → time-sorted history within the window.
+
+    Timestamps live in ``array('d')``: compact, and not tracked by Python's garbage collector, whose
+    full collections would otherwise walk every key of every feature (pauses of hundreds of ms).
+    """
 
     __slots__ = ("fields", "filter_index", "series", "spec", "window")
 
@@ -43,93 +65,182 @@ class _Aggregate:
         self.fields = spec.entity_fields
         self.window = float(spec.window_seconds)
         self.filter_index = filter_index
-        # count/sum: key → [[ts...], [amount...]]; distinct: key → {value: [ts...]}
         self.series: dict[Any, Any] = {}
 
+    def contribution(self, event: Event) -> Any:
+        return 1
+
+    @abstractmethod
     def value(self, key: Any, ts: float, current: Any | None) -> Any:
-        """The aggregate over (ts - window, ts], plus the current event's contribution if given."""
-        start = ts - self.window
-        aggregate = self.spec.aggregate
+        """The aggregate over ``(ts - window, ts]`` for ``key``, plus ``current``'s contribution if given."""
+
+    @abstractmethod
+    def add(self, key: Any, ts: float, contribution: Any, horizon: float) -> None:
+        """Folds one event in; history older than ``horizon`` may be forgotten."""
+
+    @abstractmethod
+    def remove(self, key: Any, ts: float, contribution: Any) -> None:
+        """Takes back one contribution made by ``add`` (a decision whose recording failed)."""
+
+
+class _Count(_Aggregate):
+    """key → array of event times."""
+
+    __slots__ = ()
+
+    def value(self, key: Any, ts: float, current: Any | None) -> int:
+        stamps = self.series.get(key)
+        n = 0
+        if stamps:
+            hi = len(stamps) if stamps[-1] <= ts else bisect_right(stamps, ts)
+            n = hi - bisect_right(stamps, ts - self.window)
+        return n + (1 if current is not None else 0)
+
+    def add(self, key: Any, ts: float, contribution: Any, horizon: float) -> None:
+        stamps = self.series.get(key)
+        if stamps is None:
+            stamps = self.series[key] = array("d")
+        _insert(stamps, ts)
+        if stamps[0] < horizon:
+            del stamps[: bisect_right(stamps, horizon)]
+
+    def remove(self, key: Any, ts: float, contribution: Any) -> None:
+        stamps = self.series.get(key)
+        if stamps:
+            _discard(stamps, ts)
+
+
+class _Sum(_Aggregate):
+    """key → (array of event times, list of exact amounts in the same order)."""
+
+    __slots__ = ()
+
+    def contribution(self, event: Event) -> Any:
+        return event.amount
+
+    def value(self, key: Any, ts: float, current: Any | None) -> Decimal:
         state = self.series.get(key)
-        if aggregate == "distinct":
-            seen = set()
-            if state:
-                for value, stamps in state.items():
-                    i = bisect_right(stamps, start)
-                    if i < len(stamps) and stamps[i] <= ts:
-                        seen.add(value)
-            if current is not None:
-                seen.add(current)
-            return len(seen)
-        if state:
+        total = Decimal(0)
+        if state and state[0]:
             stamps, amounts = state
-            lo = bisect_right(stamps, start)
-            hi = bisect_right(stamps, ts)
-        else:
-            lo = hi = 0
-        if aggregate == "count":
-            return hi - lo + (1 if current is not None else 0)
-        total = sum(amounts[lo:hi], Decimal(0)) if hi > lo else Decimal(0)
+            hi = len(stamps) if stamps[-1] <= ts else bisect_right(stamps, ts)
+            lo = bisect_right(stamps, ts - self.window)
+            if hi > lo:
+                total = sum(amounts[lo:hi], total)
         if current is not None:
             total += current
         return total
 
     def add(self, key: Any, ts: float, contribution: Any, horizon: float) -> None:
-        if self.spec.aggregate == "distinct":
-            state = self.series.setdefault(key, {})
-            stamps = state.setdefault(contribution, [])
-            if not stamps or stamps[-1] <= ts:
-                stamps.append(ts)
-            else:
-                insort(stamps, ts)
-            if stamps[0] < horizon:
-                for value in [v for v, s in state.items() if s[-1] < horizon]:
-                    del state[value]
-                for s in state.values():
-                    del s[: bisect_right(s, horizon)]
-            return
         state = self.series.get(key)
         if state is None:
-            state = self.series[key] = ([], [])
+            state = self.series[key] = (array("d"), [])
         stamps, amounts = state
-        if not stamps or stamps[-1] <= ts:
-            stamps.append(ts)
-            amounts.append(contribution)
-        else:
-            i = bisect_right(stamps, ts)
-            stamps.insert(i, ts)
-            amounts.insert(i, contribution)
+        amounts.insert(_insert(stamps, ts), contribution)
         if stamps[0] < horizon:
             cut = bisect_right(stamps, horizon)
             del stamps[:cut]
             del amounts[:cut]
 
     def remove(self, key: Any, ts: float, contribution: Any) -> None:
-        """Takes back one contribution made by ``add`` (a decision whose recording failed)."""
         state = self.series.get(key)
         if not state:
             return
-        if self.spec.aggregate == "distinct":
-            stamps = state.get(contribution)
-            if stamps and ts in stamps:
-                stamps.remove(ts)
-                if not stamps:
-                    del state[contribution]
-            return
         stamps, amounts = state
-        lo, hi = bisect_left(stamps, ts), bisect_right(stamps, ts)
-        for i in range(lo, hi):
+        for i in range(bisect_left(stamps, ts), bisect_right(stamps, ts)):
             if amounts[i] == contribution:
                 del stamps[i]
                 del amounts[i]
                 return
 
+
+class _DistinctState:
+    """Per key: each value's times, each value's latest time, and those latest times sorted.
+
+    With the sorted latest times, the usual in-order question (no stored time after the event) is one
+    bisection: a value is inside ``(t - w, t]`` exactly when its latest time is after ``t - w``. An event
+    older than the key's newest time falls back to checking each value.
+    """
+
+    __slots__ = ("latest", "order", "stamps")
+
+    def __init__(self) -> None:
+        self.stamps: dict[Any, array[float]] = {}
+        self.latest: dict[Any, float] = {}
+        self.order = array("d")
+
+    def add(self, value: Any, ts: float) -> None:
+        stamps = self.stamps.get(value)
+        if stamps is None:
+            stamps = self.stamps[value] = array("d")
+        _insert(stamps, ts)
+        old = self.latest.get(value)
+        if old is None or ts > old:
+            if old is not None:
+                _discard(self.order, old)
+            _insert(self.order, ts)
+            self.latest[value] = ts
+
+    def drop(self, value: Any) -> None:
+        del self.stamps[value]
+        _discard(self.order, self.latest.pop(value))
+
+    def trim(self, horizon: float, value: Any) -> None:
+        if self.order and self.order[0] < horizon:
+            for gone in [v for v, last in self.latest.items() if last < horizon]:
+                self.drop(gone)
+        stamps = self.stamps.get(value)
+        if stamps and stamps[0] < horizon:
+            del stamps[: bisect_right(stamps, horizon)]
+
+
+class _Distinct(_Aggregate):
+    __slots__ = ()
+
     def contribution(self, event: Event) -> Any:
-        if self.spec.aggregate == "count":
-            return 1
-        if self.spec.aggregate == "sum":
-            return event.amount
         return _field_value(event, self.spec.field or "")
+
+    def value(self, key: Any, ts: float, current: Any | None) -> int:
+        state: _DistinctState | None = self.series.get(key)
+        if state is None or not state.order:
+            return 0 if current is None else 1
+        start = ts - self.window
+        if state.order[-1] <= ts:  # nothing stored after this event: one bisection
+            n = len(state.order) - bisect_right(state.order, start)
+            if current is not None:
+                last = state.latest.get(current)
+                if last is None or last <= start:
+                    n += 1
+            return n
+        seen = set()
+        for value, stamps in state.stamps.items():
+            i = bisect_right(stamps, start)
+            if i < len(stamps) and stamps[i] <= ts:
+                seen.add(value)
+        if current is not None:
+            seen.add(current)
+        return len(seen)
+
+    def add(self, key: Any, ts: float, contribution: Any, horizon: float) -> None:
+        state = self.series.get(key)
+        if state is None:
+            state = self.series[key] = _DistinctState()
+        state.add(contribution, ts)
+        state.trim(horizon, contribution)
+
+    def remove(self, key: Any, ts: float, contribution: Any) -> None:
+        state: _DistinctState | None = self.series.get(key)
+        if state is None or contribution not in state.stamps:
+            return
+        stamps = state.stamps[contribution]
+        _discard(stamps, ts)
+        state.drop(contribution)
+        if stamps:  # put the value back with its remaining times
+            for stamp in stamps:
+                state.add(contribution, stamp)
+
+
+_KINDS: dict[str, type[_Aggregate]] = {"count": _Count, "sum": _Sum, "distinct": _Distinct}
 
 
 class MemoryFeatureEngine:
@@ -164,7 +275,7 @@ class MemoryFeatureEngine:
             if sig in kept:
                 kept[sig].filter_index = index
             else:
-                kept[sig] = _Aggregate(spec, index)
+                kept[sig] = _KINDS[spec.aggregate](spec, index)
         self._by_signature = kept
         self._binding = {}
         self._filter_sources = sources

@@ -9,6 +9,7 @@ offers group commit over SQLAlchemy; it is a queue, a thread and a loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
@@ -28,21 +29,39 @@ log = logging.getLogger("riskguard.store.writer")
 class Ticket:
     """Completion of one submitted write: ``wait()`` blocks, ``on_done`` calls back from the writer."""
 
-    __slots__ = ("_callbacks", "_done", "_lock", "error")
+    __slots__ = ("_callbacks", "_done", "_future", "_lock", "error")
 
     def __init__(self) -> None:
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[Ticket], None]] = []
+        self._future: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
         self.error: BaseException | None = None
 
-    def _finish(self, error: BaseException | None) -> None:
+    def _finish(self, error: BaseException | None, *, batch_wake: bool = False) -> Any:
+        """Marks the ticket done; returns its (loop, future) when ``batch_wake`` asks the caller to wake it."""
         with self._lock:
             self.error = error
             self._done.set()
             callbacks, self._callbacks = self._callbacks, []
+            future, self._future = self._future, None
         for callback in callbacks:
             callback(self)
+        if future is not None and not batch_wake:
+            future[0].call_soon_threadsafe(_resolve, [future[1]])
+            return None
+        return future
+
+    def bind_future(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        """An asyncio future of ``loop`` resolved when the ticket is done (the writer wakes each event loop
+        once per committed batch, not once per decision)."""
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if not self._done.is_set():
+                self._future = (loop, future)
+                return future
+        future.set_result(None)
+        return future
 
     def on_done(self, callback: Callable[[Ticket], None]) -> None:
         with self._lock:
@@ -57,6 +76,12 @@ class Ticket:
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 @dataclass
@@ -124,8 +149,14 @@ class GroupCommitWriter:
             error = exc
         self.batches += 1
         self.rows += len(event_rows) + len(decision_rows)
+        wake: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for request in batch:
-            request.ticket._finish(error)
+            future = request.ticket._finish(error, batch_wake=True)
+            if future is not None:
+                wake.setdefault(future[0], []).append(future[1])
+        for loop, futures in wake.items():
+            with contextlib.suppress(RuntimeError):  # the loop was closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_resolve, futures)
 
 
 class _DriverInserts:
