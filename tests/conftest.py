@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from riskguard.api.http import create_app
+from riskguard.api.http import create_asgi
 from riskguard.app import RiskGuard
 from riskguard.config import Settings
 
@@ -111,7 +111,7 @@ def admin_token(guard: RiskGuard) -> str:
 
 @pytest.fixture
 def client(guard: RiskGuard, admin_token: str) -> Iterator[TestClient]:
-    with TestClient(create_app(guard), headers={"Authorization": f"Bearer {admin_token}"}) as test_client:
+    with TestClient(create_asgi(guard), headers={"Authorization": f"Bearer {admin_token}"}) as test_client:
         yield test_client
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from riskguard.api.http import create_app
+from riskguard.api.http import create_asgi
 from riskguard.app import RiskGuard
 
 from conftest import EXAMPLE_STRATEGY, transfer
@@ -15,8 +15,17 @@ def test_decision_round_trip(client: TestClient) -> None:
     response = client.post("/v1/decisions", json=transfer("h1"))
     assert response.status_code == 200
     body = response.json()
-    assert set(body) >= {"event_id", "decision", "score", "reasons", "warning", "strategy", "shadow",
-                         "latency_ms", "degraded"}
+    assert set(body) >= {
+        "event_id",
+        "decision",
+        "score",
+        "reasons",
+        "warning",
+        "strategy",
+        "shadow",
+        "latency_ms",
+        "degraded",
+    }
     assert "explain" not in body
     explained = client.get("/v1/decisions/h1", params={"explain": "true"}).json()
     assert explained["status"] == "decided"
@@ -30,10 +39,16 @@ def test_decision_round_trip(client: TestClient) -> None:
 BAD_INPUTS = [
     (b'{"event_id": "x", ', ["body"], "malformed JSON"),
     (b"[1, 2]", ["body"], "Expected `object`"),
-    ({"event_id": "x", "type": "teleport", "occurred_at": "2026-11-25T10:00:00Z", "account_id": "a"},
-     ["body", "type"], "expected one of"),
-    ({"event_id": "x", "type": "login", "occurred_at": "2026-11-25T10:00:00Z", "account_id": 7},
-     ["body", "account_id"], "Expected `str`, got `int`"),
+    (
+        {"event_id": "x", "type": "teleport", "occurred_at": "2026-11-25T10:00:00Z", "account_id": "a"},
+        ["body", "type"],
+        "expected one of",
+    ),
+    (
+        {"event_id": "x", "type": "login", "occurred_at": "2026-11-25T10:00:00Z", "account_id": 7},
+        ["body", "account_id"],
+        "Expected `str`, got `int`",
+    ),
     ({"event_id": "x", "type": "login", "occurred_at": "2026-11-25T10:00:00Z"}, ["body", "account_id"], "missing"),
     ({k: v for k, v in transfer("x").items() if k != "amount"}, ["body", "amount"], "required"),
     (transfer("x", amount="-0.01"), ["body", "amount"], "negative"),
@@ -75,18 +90,18 @@ def test_oversized_body_is_refused(client: TestClient) -> None:
 
 
 def test_authentication_and_scopes(guard: RiskGuard, client: TestClient) -> None:
-    anonymous = TestClient(create_app(guard))
+    anonymous = TestClient(create_asgi(guard))
     assert anonymous.post("/v1/decisions", json=transfer("a1")).status_code == 401
     bad = anonymous.post("/v1/decisions", json=transfer("a1"), headers={"Authorization": "Bearer rg_nope_x"})
     assert bad.status_code == 401
     _, decide_token = guard.api_keys.create(["decide"], "checkout", actor="test")
-    decider = TestClient(create_app(guard), headers={"Authorization": f"Bearer {decide_token}"})
+    decider = TestClient(create_asgi(guard), headers={"Authorization": f"Bearer {decide_token}"})
     assert decider.post("/v1/decisions", json=transfer("a2")).status_code == 200
     assert decider.post("/v1/lists/blocked_devices/entries", json={"values": ["d"]}).status_code == 403
     assert decider.post("/v1/labels", json={"labels": []}).status_code == 403
     key_id = decide_token.split("_")[1]
     guard.api_keys.revoke(key_id, actor="test")
-    fresh = TestClient(create_app(guard), headers={"Authorization": f"Bearer {decide_token}"})
+    fresh = TestClient(create_asgi(guard), headers={"Authorization": f"Bearer {decide_token}"})
     assert fresh.post("/v1/decisions", json=transfer("a3")).status_code == 401
     stored = next(row for row in guard.api_keys.list() if row["key_id"] == key_id)
     assert "secret_hash" not in stored and decide_token.split("_", 2)[2] not in str(guard.api_keys.list())
@@ -111,10 +126,24 @@ def test_async_ingest_endpoint(client: TestClient, guard: RiskGuard) -> None:
 
 
 def test_outcome_labels_and_lists_endpoints(client: TestClient, guard: RiskGuard) -> None:
-    client.post("/v1/decisions", json={"event_id": "bind", "type": "device_bind", "account_id": "acc-o",
-                                       "occurred_at": "2026-11-25T09:00:00Z", "device_id": "dev-o"})
-    withdrawal = {"event_id": "wd", "type": "withdrawal", "account_id": "acc-o", "amount": "50.00",
-                  "currency": "CNY", "occurred_at": "2026-11-25T09:10:00Z"}
+    client.post(
+        "/v1/decisions",
+        json={
+            "event_id": "bind",
+            "type": "device_bind",
+            "account_id": "acc-o",
+            "occurred_at": "2026-11-25T09:00:00Z",
+            "device_id": "dev-o",
+        },
+    )
+    withdrawal = {
+        "event_id": "wd",
+        "type": "withdrawal",
+        "account_id": "acc-o",
+        "amount": "50.00",
+        "currency": "CNY",
+        "occurred_at": "2026-11-25T09:10:00Z",
+    }
     assert client.post("/v1/decisions", json=withdrawal).json()["decision"] == "challenge"
     outcome = client.post("/v1/decisions/wd/outcome", json={"result": "passed", "method": "face"})
     assert outcome.status_code == 200 and outcome.json()["result"] == "passed"
@@ -127,8 +156,9 @@ def test_outcome_labels_and_lists_endpoints(client: TestClient, guard: RiskGuard
     both = dict(label, entity={"kind": "device", "value": "dev-o"})
     assert client.post("/v1/labels", json={"labels": [both]}).status_code == 422
 
-    added = client.post("/v1/lists/blocked_devices/entries", json={"values": ["dev-o"], "reason": "farm",
-                                                                    "ttl_seconds": 3600})
+    added = client.post(
+        "/v1/lists/blocked_devices/entries", json={"values": ["dev-o"], "reason": "farm", "ttl_seconds": 3600}
+    )
     assert added.status_code == 201 and added.json()["added"] == 1
     assert client.post("/v1/lists/Bad-Name/entries", json={"values": ["x"]}).status_code == 422
     entries = client.get("/v1/lists/blocked_devices/entries").json()["entries"]
@@ -143,8 +173,9 @@ def test_outcome_labels_and_lists_endpoints(client: TestClient, guard: RiskGuard
 def test_strategy_endpoints(client: TestClient) -> None:
     dry = client.post("/v1/strategies?dry_run=true", content=EXAMPLE_STRATEGY)
     assert dry.status_code == 201 and dry.json()["published"] is False
-    broken = client.post("/v1/strategies", content=EXAMPLE_STRATEGY.replace("features.device_accounts_7d",
-                                                                              "features.typo"))
+    broken = client.post(
+        "/v1/strategies", content=EXAMPLE_STRATEGY.replace("features.device_accounts_7d", "features.typo")
+    )
     assert broken.status_code == 422
     assert "undeclared reference to 'features.typo'" in broken.json()["message"]
     assert client.post("/v1/strategies", content=EXAMPLE_STRATEGY).status_code == 201
@@ -162,3 +193,31 @@ def test_metrics_and_openapi(client: TestClient) -> None:
     assert "Event" in spec["components"]["schemas"]
     assert "/v1/decisions" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_the_hand_written_hot_path_answers_like_the_framework_route(guard: RiskGuard, admin_token: str) -> None:
+    from riskguard.api.http import create_app
+
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    fast = TestClient(create_asgi(guard), headers=headers)
+    framework = TestClient(create_app(guard), headers=headers)
+    cases: list[tuple[str, object, dict[str, str]]] = [
+        ("/v1/decisions", transfer("same-1"), {}),
+        ("/v1/decisions?explain=true", transfer("same-1"), {}),
+        ("/v1/decisions?explain=maybe", transfer("same-1"), {}),
+        ("/v1/decisions", transfer("same-2", amount="-1"), {}),
+        ("/v1/decisions", b'{"event_id": ', {}),
+        ("/v1/decisions", b" " * 70_000, {}),
+        ("/v1/decisions", transfer("same-1"), {"Authorization": "Bearer rg_wrong_key"}),
+        ("/v1/decisions", transfer("same-1", amount="1.00"), {}),
+    ]
+    for path, body, extra in cases:
+        answers = []
+        for client in (fast, framework):
+            if isinstance(body, bytes):
+                response = client.post(path, content=body, headers={"content-type": "application/json", **extra})
+            else:
+                response = client.post(path, json=body, headers=extra)
+            answers.append((response.status_code, response.json()))
+        assert answers[0] == answers[1], (path, answers)
+    assert answers[0][0] == 409

@@ -48,6 +48,11 @@ _FINISHED = Ticket()
 _FINISHED._finish(None)
 
 
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 @dataclass
 class Submission:
     """A decision handed to the writer: ``body`` is final, ``ticket`` says when it is durable."""
@@ -398,11 +403,15 @@ class RiskGuard:
         started = time.perf_counter()
         submission = self.submit(event)
         if not submission.ticket.done:
-            future = submission.ticket.bind_future(asyncio.get_running_loop())
+            loop = asyncio.get_running_loop()
+            future = submission.ticket.bind_future(loop)
+            deadline = loop.call_later(self.settings.commit_timeout_ms / 1000, _expire, future)
             try:
-                await asyncio.wait_for(future, self.settings.commit_timeout_ms / 1000)
+                await future
             except TimeoutError:
                 raise Unavailable("the decision could not be recorded in time; retry with the same event_id") from None
+            finally:
+                deadline.cancel()
         if submission.ticket.error is not None:
             raise Unavailable("the decision could not be recorded; retry with the same event_id")
         if not submission.duplicate:

@@ -106,9 +106,7 @@ class Settings:
         if self.strategy_poll_ms < 100:
             raise ConfigError("RISKGUARD_STRATEGY_POLL_MS must be at least 100")
         if self.commit_timeout_ms <= 0 or self.commit_max_batch < 1:
-            raise ConfigError(
-                "RISKGUARD_COMMIT_TIMEOUT_MS and RISKGUARD_COMMIT_MAX_BATCH must be positive"
-            )
+            raise ConfigError("RISKGUARD_COMMIT_TIMEOUT_MS and RISKGUARD_COMMIT_MAX_BATCH must be positive")
         if self.max_attributes_depth < 1:
             raise ConfigError("RISKGUARD_MAX_ATTRIBUTES_DEPTH must be at least 1")
         if not (1 <= self.max_batch_events <= 100_000):

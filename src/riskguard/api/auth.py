@@ -20,9 +20,12 @@ class Authenticator:
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     def identify(self, request: Request, scope: str) -> ApiKey:
+        return self.identify_header(request.headers.get("authorization", ""), scope)
+
+    def identify_header(self, header: str, scope: str) -> ApiKey:
+        """The API key named by an ``Authorization`` header value, if it holds ``scope``."""
         if not self.enabled:
             return ANONYMOUS
-        header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized(

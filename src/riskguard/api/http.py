@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 
 from riskguard.api.auth import Authenticator, actor_of
+from riskguard.api.fastpath import DecisionFastPath, error_response
 from riskguard.api.schemas import LabelBatch, ListEntries, ListRemoval, Outcome
 from riskguard.app import RiskGuard
 from riskguard.errors import RiskguardError, ValidationFailed
@@ -63,18 +64,16 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
 
     @app.exception_handler(RiskguardError)
     async def on_error(_request: Request, exc: RiskguardError) -> Response:
-        content: dict[str, Any] = {"error": exc.code, "message": str(exc)}
-        if isinstance(exc, ValidationFailed):
-            content["detail"] = exc.errors
-        headers = {"Retry-After": "1"} if exc.status == 503 else None
-        return Response(_encode(content), status_code=exc.status, media_type="application/json", headers=headers)
+        status, body, extra = error_response(exc)
+        headers = {k.decode(): v.decode() for k, v in extra}
+        return Response(body, status_code=status, media_type="application/json", headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
-    async def on_request_error(_request: Request, exc: RequestValidationError) -> Response:
+    async def on_request_error(request: Request, exc: RequestValidationError) -> Response:
         detail = [
             {"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
-        return _json({"error": "validation_error", "message": "invalid request", "detail": detail}, 422)
+        return await on_error(request, ValidationFailed(detail))
 
     @app.exception_handler(Exception)
     async def on_unexpected(_request: Request, exc: Exception) -> Response:
@@ -263,6 +262,13 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
 
     _merge_components(app)
     return app
+
+
+def create_asgi(rg: RiskGuard | None = None) -> Any:
+    """What the server runs: the FastAPI application behind the hand-written hot path (api/fastpath.py)."""
+    app = create_app(rg)
+    guard: RiskGuard = app.state.riskguard
+    return DecisionFastPath(app, guard, Authenticator(guard.api_keys, enabled=guard.settings.auth))
 
 
 def _merge_components(app: FastAPI) -> None:

@@ -82,9 +82,11 @@ def serve(
     """Run the HTTP service on the configured database (embedded SQLite by default)."""
     import uvicorn
 
-    from riskguard.api.http import create_app
+    from riskguard.api.http import create_asgi
+    from riskguard.runtime import tune_gc
 
     guard = _guard(background=True, warm=True)
+    tune_gc()
     token = guard.ensure_admin_key()
     if token:
         typer.echo(
@@ -103,7 +105,7 @@ def serve(
     )
     try:
         uvicorn.run(
-            create_app(guard),
+            create_asgi(guard),
             host=bind_host,
             port=bind_port,
             log_level="warning",
