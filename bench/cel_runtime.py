@@ -58,9 +58,9 @@ def build_activations(doc: Any, count: int, history: int) -> tuple[list[Activati
     names = tuple(spec.name for spec in doc.lists)
     now = datetime.now(UTC)
 
-    def bind(event: Any, event_vars: Activation, matches: list[bool]) -> Activation:
+    def bind(event: Any, event_vars: Activation) -> Activation:
         bindings = dict(event_vars)  # as Context.activation in decision/stages.py
-        for name, value in engine.compute(event, doc.features, matches).items():
+        for name, value in engine.compute(engine.prepare(event, event_vars), doc.features).items():
             bindings["features." + name] = value if isinstance(value, int) else float(value)
         for name, members in index.members(names, event, now).items():
             bindings["lists." + name] = members
@@ -70,9 +70,8 @@ def build_activations(doc: Any, count: int, history: int) -> tuple[list[Activati
     complete: list[Activation] = []
     for i, event in enumerate(parsed(make_events(history + count, seed=3, prefix="c"))):
         event_vars = event_variables(event)
-        matches = engine.filter_matches(event_vars)
         if i >= history:
-            real.append(bind(event, event_vars, matches))
+            real.append(bind(event, event_vars))
             full = msgspec.structs.replace(
                 event,
                 phone=event.phone or "+8613000000000",
@@ -80,8 +79,8 @@ def build_activations(doc: Any, count: int, history: int) -> tuple[list[Activati
                 device_id=event.device_id or "dev-none",
                 ip=event.ip or "10.255.255.1",
             )
-            complete.append(bind(full, event_variables(full), engine.filter_matches(event_variables(full))))
-        engine.observe(event, event_vars, matches)
+            complete.append(bind(full, event_variables(full)))
+        engine.observe(engine.prepare(event, event_vars))
     return real, complete
 
 

@@ -109,14 +109,14 @@ def test_features_match_the_definition(rows: list[tuple[int, str, str, str, int]
     for i, row in enumerate(rows):
         event = make_event(i, *row)
         variables = event_variables(event)
-        matches = engine.filter_matches(variables)
-        values = engine.compute(event, SPECS, matches)
+        prepared = engine.prepare(event, variables)
+        values = engine.compute(prepared, SPECS)
         for spec in SPECS:
             if spec.entity_fields == ("account_id", "counterparty_id") and event.counterparty_id is None:
                 assert spec.name not in values
                 continue
             assert values[spec.name] == oracle(history, event, spec), (spec.name, row)
-        engine.observe(event, variables, matches)
+        engine.observe(prepared)
         history.append(event)
 
 
@@ -126,7 +126,7 @@ def test_state_is_trimmed_to_the_window() -> None:
     engine.declare([spec], ENV)
     for minute in range(0, 600, 5):
         event = make_event(minute, minute, "a1", "login", "p", 1)
-        engine.observe(event, event_variables(event))
+        engine.observe(engine.prepare(event, event_variables(event)))
     aggregate = next(iter(engine._by_signature.values()))
     assert len(aggregate.series["a1"]) <= 13  # one hour of events every five minutes, not ten hours
 
@@ -136,12 +136,12 @@ def test_redeclaring_keeps_state_and_reports_new_specs() -> None:
     first = FeatureSpec(name="n", entity="account_id", aggregate="count", window="1h")
     assert engine.declare([first], ENV) == [first]
     event = make_event(1, 0, "a1", "login", "p", 1)
-    engine.observe(event, event_variables(event))
+    engine.observe(engine.prepare(event, event_variables(event)))
     renamed = FeatureSpec(name="renamed", entity="account_id", aggregate="count", window="1h")
     extra = FeatureSpec(name="m", entity="account_id", aggregate="count", window="2h")
     assert engine.declare([renamed, extra], ENV) == [extra]
     later = make_event(2, 1, "a1", "login", "p", 1)
-    values = engine.compute(later, [renamed], engine.filter_matches(event_variables(later)))
+    values = engine.compute(engine.prepare(later, event_variables(later)), [renamed])
     assert values["renamed"] == 2  # same definition under a new name: the state carried over
 
 
@@ -156,14 +156,14 @@ def test_retracting_an_event_is_as_if_it_never_happened(
     kept.declare(SPECS, ENV)
     events = [make_event(i, *row) for i, row in enumerate(rows)]
     for i, event in enumerate(events):
-        full.observe(event, event_variables(event))
+        full.observe(full.prepare(event, event_variables(event)))
         if i not in drop:
-            kept.observe(event, event_variables(event))
+            kept.observe(kept.prepare(event, event_variables(event)))
     for i in sorted(drop):
         if i < len(events):
             full.retract(events[i], event_variables(events[i]))
     for account in ("a1", "a2", "a3"):
         for minute in (0, 200, 400):
             probe = make_event(999, minute, account, "transfer", "p1", 100)
-            matches = full.filter_matches(event_variables(probe))
-            assert full.compute(probe, SPECS, matches) == kept.compute(probe, SPECS, matches)
+            prepared = full.prepare(probe, event_variables(probe))
+            assert full.compute(prepared, SPECS) == kept.compute(prepared, SPECS)

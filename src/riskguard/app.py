@@ -569,7 +569,7 @@ class RiskGuard:
         if not stored["duplicate"]:
             event = self._outcome_event(from_stored(stored["payload"]), result, method, when)
             with self._lock:
-                self.feature_engine.observe(event, event_variables(event))
+                self.feature_engine.observe(self.feature_engine.prepare(event, event_variables(event)))
         return {k: v for k, v in stored.items() if k != "payload"}
 
     @staticmethod

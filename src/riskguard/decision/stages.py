@@ -62,13 +62,13 @@ class FeatureStage:
 
     def run(self, ctx: Context) -> None:
         before = self.engine.compile_seconds
-        matches = self.engine.filter_matches(ctx.event_vars)
+        prepared = self.engine.prepare(ctx.event, ctx.event_vars)
         ctx.compile_ms[self.name] = (self.engine.compile_seconds - before) * 1000
-        ctx.features = self.engine.compute(ctx.event, ctx.live.features, matches)
+        ctx.features = self.engine.compute(prepared, ctx.live.features)
         if ctx.shadow is not None and ctx.shadow.features:
-            ctx.shadow_features = self.engine.compute(ctx.event, ctx.shadow.features, matches)
+            ctx.shadow_features = self.engine.compute(prepared, ctx.shadow.features)
         if ctx.observe:
-            self.engine.observe(ctx.event, ctx.event_vars, matches)
+            self.engine.observe(prepared)
 
 
 class ListIndex:

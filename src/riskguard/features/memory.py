@@ -14,7 +14,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from riskguard.events.schema import Event
 from riskguard.features.spec import FeatureSpec
@@ -58,13 +58,14 @@ class _Aggregate(ABC):
     full collections would otherwise walk every key of every feature (pauses of hundreds of ms).
     """
 
-    __slots__ = ("fields", "filter_index", "series", "spec", "window")
+    __slots__ = ("entity_index", "fields", "filter_index", "series", "spec", "window")
 
     def __init__(self, spec: FeatureSpec, filter_index: int | None) -> None:
         self.spec = spec
         self.fields = spec.entity_fields
         self.window = float(spec.window_seconds)
         self.filter_index = filter_index
+        self.entity_index = 0
         self.series: dict[Any, Any] = {}
 
     def contribution(self, event: Event) -> Any:
@@ -240,6 +241,13 @@ class _Distinct(_Aggregate):
                 state.add(contribution, stamp)
 
 
+class Prepared(NamedTuple):
+    event: Event
+    ts: float
+    matches: list[bool]
+    keys: list[Any]
+
+
 _KINDS: dict[str, type[_Aggregate]] = {"count": _Count, "sum": _Sum, "distinct": _Distinct}
 
 
@@ -252,6 +260,7 @@ class MemoryFeatureEngine:
         self._binding: dict[int, tuple[Sequence[FeatureSpec], list[tuple[str, _Aggregate, bool]]]] = {}
         self._filters: ExpressionSet | None = None
         self._filter_sources: list[str] = []
+        self._entities: list[tuple[str, ...]] = []
         self._watermark = float("-inf")
 
     @property
@@ -277,6 +286,9 @@ class MemoryFeatureEngine:
             else:
                 kept[sig] = _KINDS[spec.aggregate](spec, index)
         self._by_signature = kept
+        self._entities = list(dict.fromkeys(agg.fields for agg in kept.values()))
+        for agg in kept.values():
+            agg.entity_index = self._entities.index(agg.fields)
         self._binding = {}
         self._filter_sources = sources
         self._filters = event_env.compile_set([(s, f"feature filter {s!r}") for s in sources])
@@ -292,12 +304,22 @@ class MemoryFeatureEngine:
             return []
         return [r is True for r in self._filters.evaluate(event_vars)]
 
-    def compute(self, event: Event, specs: Sequence[FeatureSpec], matches: list[bool]) -> dict[str, Any]:
-        """Feature values for ``event`` as the given specs name them (state is not changed)."""
-        ts = event.occurred_at.timestamp()
+    def prepare(self, event: Event, event_vars: dict[str, Any]) -> Prepared:
+        """What compute and observe both need of an event, worked out once: its time, the filters it
+        passes, and its value of each entity the features are keyed by."""
+        return Prepared(
+            event,
+            event.occurred_at.timestamp(),
+            self.filter_matches(event_vars),
+            [_key(event, fields) for fields in self._entities],
+        )
+
+    def compute(self, prepared: Prepared, specs: Sequence[FeatureSpec]) -> dict[str, Any]:
+        """Feature values for the event as the given specs name them (state is not changed)."""
+        event, ts, matches, keys = prepared
         values: dict[str, Any] = {}
         for name, aggregate, include_current in self._bound(specs):
-            key = _key(event, aggregate.fields)
+            key = keys[aggregate.entity_index]
             if key is None:
                 continue  # the event lacks the entity: the feature is unknown, not zero
             current = None
@@ -315,33 +337,29 @@ class MemoryFeatureEngine:
         self._binding[id(specs)] = (specs, bound)
         return bound
 
-    def observe(self, event: Event, event_vars: dict[str, Any], matches: list[bool] | None = None) -> None:
-        """Folds ``event`` into every maintained feature whose filter it passes."""
-        if matches is None:
-            matches = self.filter_matches(event_vars)
-        ts = event.occurred_at.timestamp()
+    def observe(self, prepared: Prepared) -> None:
+        """Folds the event into every maintained feature whose filter it passes."""
+        event, ts, matches, keys = prepared
         if ts > self._watermark:
             self._watermark = ts
         for aggregate in self._by_signature.values():
             if aggregate.filter_index is not None and not matches[aggregate.filter_index]:
                 continue
-            key = _key(event, aggregate.fields)
+            key = keys[aggregate.entity_index]
             if key is None:
                 continue
             contribution = aggregate.contribution(event)
             if contribution is None:
                 continue
-            horizon = self._watermark - aggregate.window - self.lateness
-            aggregate.add(key, ts, contribution, horizon)
+            aggregate.add(key, ts, contribution, self._watermark - aggregate.window - self.lateness)
 
     def retract(self, event: Event, event_vars: dict[str, Any]) -> None:
         """Undoes ``observe(event)``: the event's decision could not be recorded, so it never happened."""
-        matches = self.filter_matches(event_vars)
-        ts = event.occurred_at.timestamp()
+        _, ts, matches, keys = self.prepare(event, event_vars)
         for aggregate in self._by_signature.values():
             if aggregate.filter_index is not None and not matches[aggregate.filter_index]:
                 continue
-            key = _key(event, aggregate.fields)
+            key = keys[aggregate.entity_index]
             contribution = None if key is None else aggregate.contribution(event)
             if contribution is not None:
                 aggregate.remove(key, ts, contribution)

@@ -24,6 +24,7 @@ from cel_expr_python import cel
 from cel_expr_python.ext import ext_math, ext_strings
 
 from riskguard.errors import StrategyError
+from riskguard.rules.static import analyse
 
 T = cel.Type
 
@@ -117,48 +118,48 @@ class EvalError:
 class ExpressionSet:
     """Many boolean expressions evaluated together, with each member's own outcome kept exact.
 
-    A CEL list fails as a whole when one member errors (a rule that reads a field the event lacks), so
-    the set learns, per *shape* of activation (which variables are bound), which members error: those
-    are evaluated one by one, the rest in one combined call. When the combined call errors anyway, every
-    member is evaluated on its own for that activation and the plan is corrected. Results are identical
-    to evaluating each member separately; only the number of runtime calls differs.
+    Per *plan key* — which variables are bound, and the values of guard variables (rules/static.py) —
+    the set keeps a plan, made once:
+
+    - members whose guard fails are false, and members made only of guards are true, without the
+      runtime (``event.type == "transfer"`` on a login);
+    - a strict member that reads an unbound variable is the error it was when the plan was made;
+    - the rest go into one combined runtime call, except members that have errored for this key before,
+      which are called one by one (a CEL list fails as a whole when one element errors); if the combined
+      call errors anyway, every member is evaluated on its own and the plan is corrected;
+    - the runtime activation carries only the variables the evaluated members can reference.
+
+    Results are identical to evaluating each member separately; only the number of runtime calls and
+    conversions differs.
     """
 
-    MAX_PLANS = 1024
+    MAX_PLANS = 2048
 
     def __init__(self, members: list[Expression], environment: Environment) -> None:
         self.members = members
         self._environment = environment
-        self._plans: dict[frozenset[str], _Plan] = {}
+        declared = environment.variables
+        self._facts = [analyse(member.source, declared) for member in members]
+        self._guard_vars = tuple(sorted({name for facts in self._facts for name, _ in facts.guards}))
+        self._plans: dict[tuple[frozenset[str], tuple[Any, ...]], _Plan] = {}
         self.fallbacks = 0
-        self.compile_seconds = 0.0  # spent learning plans; stage budgets leave it out (a one-off per shape)
-        self._everything = self._plan(list(range(len(members))), [])
-
-    def _plan(self, combined: list[int], solo: list[int]) -> _Plan:
-        compiled = None
-        if combined:
-            started = time.perf_counter()
-            source = "[" + ", ".join(f"({self.members[i].source})" for i in combined) + "]"
-            with self._environment._lock:
-                compiled = self._environment._env.compile(source)
-            self.compile_seconds += time.perf_counter() - started
-        return _Plan(combined, solo, compiled)
+        self.compile_seconds = 0.0  # spent making plans; stage budgets leave it out (a one-off per key)
 
     def evaluate(self, activation: Mapping[str, Any]) -> list[bool | EvalError]:
         if not self.members:
             return []
-        shape = frozenset(activation)
-        plan = self._plans.get(shape)
+        key = (frozenset(activation), tuple(activation.get(name) for name in self._guard_vars))
+        plan = self._plans.get(key)
         if plan is None:
-            plan = self._everything
-            if len(self._plans) < self.MAX_PLANS:
-                self._plans[shape] = plan
-        results: list[bool | EvalError] = [False] * len(self.members)
-        built = self._environment._env.Activation(activation)  # converted once, used by every call below
+            plan = self._make_plan(key, activation, set())
+        results = list(plan.static)
+        if plan.keys is None:
+            return results
+        built = self._environment._env.Activation({name: activation[name] for name in plan.keys})
         if plan.compiled is not None:
             value = plan.compiled.eval(built)
             if value.type() == T.ERROR:
-                return self._relearn(shape, built)
+                return self._relearn(key, activation, plan)
             for index, item in zip(plan.combined, value.plain_value(), strict=True):
                 results[index] = item is True
         for index in plan.solo:
@@ -166,27 +167,81 @@ class ExpressionSet:
             results[index] = outcome if isinstance(outcome, EvalError) else outcome is True
         return results
 
-    def _relearn(self, shape: frozenset[str], activation: Any) -> list[bool | EvalError]:
+    def _make_plan(self, key: Any, activation: Mapping[str, Any], solo: set[int]) -> _Plan:
+        started = time.perf_counter()
+        bound = key[0]
+        static: list[bool | EvalError] = [False] * len(self.members)
+        dynamic: list[int] = []
+        for index, facts in enumerate(self._facts):
+            decided = self._decided_by_guards(facts, activation)
+            if decided is not None:
+                static[index] = decided
+            elif facts.strict and not facts.variables <= bound:
+                outcome = self.members[index].evaluate(activation)  # the error, once, for its message
+                if isinstance(outcome, EvalError):
+                    static[index] = outcome
+                else:
+                    dynamic.append(index)
+            else:
+                dynamic.append(index)
+        combined = [i for i in dynamic if i not in solo]
+        keys = None
+        if dynamic:
+            wanted = frozenset().union(*(self._facts[i].variables for i in dynamic))
+            keys = tuple(sorted(wanted & bound))
+        compiled = None
+        if combined:
+            source = "[" + ", ".join(f"({self.members[i].source})" for i in combined) + "]"
+            with self._environment._lock:
+                compiled = self._environment._env.compile(source)
+        plan = _Plan(static, combined, sorted(i for i in dynamic if i in solo), compiled, keys)
+        if key in self._plans or len(self._plans) < self.MAX_PLANS:
+            self._plans[key] = plan
+        self.compile_seconds += time.perf_counter() - started
+        return plan
+
+    @staticmethod
+    def _decided_by_guards(facts: Any, activation: Mapping[str, Any]) -> bool | None:
+        """False if a guard fails, True if the member is only guards and all hold, else None."""
+        if not facts.guards:
+            return None
+        for name, allowed in facts.guards:
+            value = activation.get(name)
+            if value is None:
+                return None  # unbound: the member's own evaluation decides (it may be an error)
+            if value not in allowed:
+                return False
+        return True if facts.guard_only else None
+
+    def _relearn(self, key: Any, activation: Mapping[str, Any], plan: _Plan) -> list[bool | EvalError]:
         self.fallbacks += 1
-        results: list[bool | EvalError] = []
-        for member in self.members:
-            outcome = member.evaluate(activation)
-            results.append(outcome if isinstance(outcome, EvalError) else outcome is True)
-        previous = self._plans.get(shape, self._everything)
-        solo = sorted(set(previous.solo) | {i for i, r in enumerate(results) if isinstance(r, EvalError)})
-        combined = [i for i in range(len(self.members)) if i not in set(solo)]
-        if shape in self._plans or len(self._plans) < self.MAX_PLANS:
-            self._plans[shape] = self._plan(combined, solo)
+        results = list(plan.static)
+        errored = set(plan.solo)
+        for index in plan.combined + plan.solo:
+            outcome = self.members[index].evaluate(activation)
+            results[index] = outcome if isinstance(outcome, EvalError) else outcome is True
+            if isinstance(outcome, EvalError):
+                errored.add(index)
+        self._make_plan(key, activation, errored)
         return results
 
 
 class _Plan:
-    __slots__ = ("combined", "compiled", "solo")
+    __slots__ = ("combined", "compiled", "keys", "solo", "static")
 
-    def __init__(self, combined: list[int], solo: list[int], compiled: Any) -> None:
+    def __init__(
+        self,
+        static: list[bool | EvalError],
+        combined: list[int],
+        solo: list[int],
+        compiled: Any,
+        keys: tuple[str, ...] | None,
+    ) -> None:
+        self.static = static  # outcome of each member known without the runtime (others: placeholders)
         self.combined = combined
         self.solo = solo
         self.compiled = compiled
+        self.keys = keys  # variables the runtime activation needs; None when nothing is evaluated
 
 
 def _clean(message: str) -> str:
