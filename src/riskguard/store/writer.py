@@ -29,10 +29,11 @@ log = logging.getLogger("riskguard.store.writer")
 class Ticket:
     """Completion of one submitted write: ``wait()`` blocks, ``on_done`` calls back from the writer."""
 
-    __slots__ = ("_callbacks", "_done", "_future", "_lock", "error")
+    __slots__ = ("_callbacks", "_done", "_future", "_lock", "_waiter", "error")
 
     def __init__(self) -> None:
-        self._done = threading.Event()
+        self._done = False
+        self._waiter: threading.Event | None = None  # made only when a thread waits (HTTP uses futures)
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[Ticket], None]] = []
         self._future: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
@@ -42,9 +43,12 @@ class Ticket:
         """Marks the ticket done; returns its (loop, future) when ``batch_wake`` asks the caller to wake it."""
         with self._lock:
             self.error = error
-            self._done.set()
+            self._done = True
+            waiter = self._waiter
             callbacks, self._callbacks = self._callbacks, []
             future, self._future = self._future, None
+        if waiter is not None:
+            waiter.set()
         for callback in callbacks:
             callback(self)
         if future is not None and not batch_wake:
@@ -57,7 +61,7 @@ class Ticket:
         once per committed batch, not once per decision)."""
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            if not self._done.is_set():
+            if not self._done:
                 self._future = (loop, future)
                 return future
         future.set_result(None)
@@ -65,17 +69,23 @@ class Ticket:
 
     def on_done(self, callback: Callable[[Ticket], None]) -> None:
         with self._lock:
-            if not self._done.is_set():
+            if not self._done:
                 self._callbacks.append(callback)
                 return
         callback(self)
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
+        with self._lock:
+            if self._done:
+                return True
+            if self._waiter is None:
+                self._waiter = threading.Event()
+            waiter = self._waiter
+        return waiter.wait(timeout)
 
     @property
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._done
 
 
 def _resolve(futures: list[asyncio.Future[None]]) -> None:
