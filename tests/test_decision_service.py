@@ -399,3 +399,38 @@ def test_learning_an_evaluation_plan_does_not_count_against_the_budget(guard: Ri
     ]
     for event in kinds:
         assert guard.decide(event)["degraded"] is False
+
+
+def test_statistics_recency_and_ratio_features_reach_the_rules(guard: RiskGuard) -> None:
+    strategy = (
+        EXAMPLE_STRATEGY.replace("version: 1", "version: 7")
+        .replace(
+            "lists:\n",
+            "  - {name: avg_7d, entity: account_id, aggregate: avg, field: amount, window: 7d,"
+            " include_current: false}\n"
+            "  - {name: max_7d, entity: account_id, aggregate: max, field: amount, window: 7d}\n"
+            "  - {name: since_last_30d, entity: account_id, aggregate: last_seen, window: 30d,"
+            " include_current: false}\n"
+            "  - {name: vs_usual, aggregate: ratio, of: [account_amount_24h, avg_7d]}\n"
+            "lists:\n",
+        )
+        .replace(
+            "thresholds:",
+            "  - id: far_above_usual\n    when: 'features.vs_usual > 10.0 && features.since_last_30d < 3600.0'\n"
+            "    action: review\n    score: 60\n    reason: Amount far above the account's usual\nthresholds:",
+        )
+    )
+    guard.publish(strategy, actor="test")
+    for i, amount in enumerate(["100.00", "120.00", "80.00"]):
+        guard.decide(transfer(f"u{i}", account_id="acc-u", amount=amount, occurred_at=f"2026-11-2{i}T10:00:00Z"))
+    result = guard.decide(
+        transfer("u9", account_id="acc-u", amount="5000.00", occurred_at="2026-11-22T10:30:00Z"), with_explain=True
+    )
+    features = result["explain"]["features"]
+    assert features["avg_7d"] == "100.00"
+    assert features["max_7d"] == "5000.00"
+    assert features["since_last_30d"] == "1800.0"
+    assert result["decision"] == "review"
+    assert "far_above_usual" in [r["rule"] for r in result["reasons"]]
+    first = guard.decide(transfer("v0", account_id="acc-new", amount="10.00"), with_explain=True)
+    assert {"avg_7d", "since_last_30d", "vs_usual"} <= set(first["explain"]["missing_features"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,14 +54,22 @@ values = st.fixed_dictionaries(
         ),
         "event.account_id": st.sampled_from(["a1", "a2"]),
         "event.attributes": st.fixed_dictionaries(
-            {}, optional={"success": st.booleans(), "remark": st.sampled_from(["安全账户", "rent", "refund"]),
-                          "emulator": st.booleans(), "account_age_days": st.integers(0, 30)}),
+            {},
+            optional={
+                "success": st.booleans(),
+                "remark": st.sampled_from(["安全账户", "rent", "refund"]),
+                "emulator": st.booleans(),
+                "account_age_days": st.integers(0, 30),
+            },
+        ),
     },
     optional={
         "event.amount": st.floats(0, 1e6),
         "event.phone": st.sampled_from(["13800000000", "13900000000"]),
-        **{f"features.{f.name}": (st.integers(0, 30) if f.cel_type == "int" else st.floats(0, 3e5))
-           for f in STARTER.features},
+        **{
+            f"features.{f.name}": (st.integers(0, 30) if f.cel_type == "int" else st.floats(0, 3e5))
+            for f in STARTER.features
+        },
         "lists.blocked_devices": st.sampled_from([{}, {"d1": True}]),
         "event.device_id": st.just("d1"),
     },
@@ -140,3 +149,44 @@ def test_outcome_policy() -> None:
     assert outcome([rule("allow", 0), rule("block", 100)], t) == ("block", 100)  # but never an explicit block
     assert outcome([rule(None, 100), rule(None, 100)], t) == ("block", 100)  # clamped
     assert outcome([rule(None, -50), rule(None, 20)], t) == ("allow", 0)
+
+
+def with_features(*lines: str) -> str:
+    extra = "".join(f"  - {line}\n" for line in lines)
+    return EXAMPLE_STRATEGY.replace("lists:\n", extra + "lists:\n", 1)
+
+
+def test_every_aggregate_declares_and_type_checks() -> None:
+    source = with_features(
+        "{name: min_amount_24h, entity: account_id, aggregate: min, field: amount, window: 24h}",
+        "{name: max_amount_24h, entity: account_id, aggregate: max, field: amount, window: 24h}",
+        "{name: avg_amount_7d, entity: account_id, aggregate: avg, field: amount, window: 7d}",
+        "{name: first_seen_device_30d, entity: device_id, aggregate: first_seen, window: 30d}",
+        "{name: since_last_login_30d, entity: account_id, aggregate: last_seen, window: 30d, include_current: false}",
+        "{name: amount_vs_average, aggregate: ratio, of: [account_amount_24h, avg_amount_7d]}",
+    ).replace(
+        "features.device_accounts_7d >= 3'",
+        "features.device_accounts_7d >= 3 && features.amount_vs_average > 5.0 && features.since_last_login_30d > 60.0'",
+    )
+    compiled = compile_strategy(source, warning_keys=WARNINGS)
+    assert compiled.environment.variables["features.amount_vs_average"] == "double"
+    assert compiled.environment.variables["features.first_seen_device_30d"] == "double"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{name: r, aggregate: ratio, of: [account_amount_24h, nope]}", "'nope' is not a (non-ratio) feature"),
+        ("{name: r, aggregate: ratio, of: [account_amount_24h]}", "names two features"),
+        ("{name: r, aggregate: ratio, of: [a, b], window: 1h}", "a ratio takes only `of`"),
+        ("{name: m, entity: account_id, aggregate: min, window: 1h}", "min needs a field"),
+        ("{name: m, entity: account_id, aggregate: max, field: device_id, window: 1h}", "max works on amount"),
+        ("{name: s, entity: account_id, aggregate: first_seen, field: amount, window: 1h}", "takes no field"),
+        ("{name: s, entity: account_id, aggregate: last_seen}", "give a window"),
+        ("{name: s, aggregate: count, window: 1h}", "name at least one event field"),
+        ("{name: s, entity: account_id, aggregate: count, window: 1h, of: [a, b]}", "only a ratio takes `of`"),
+    ],
+)
+def test_bad_feature_declarations(line: str, message: str) -> None:
+    with pytest.raises(StrategyError, match=re.escape(message)):
+        compile_strategy(with_features(line), warning_keys=WARNINGS)

@@ -111,26 +111,22 @@ class _Count(_Aggregate):
             _discard(stamps, ts)
 
 
-class _Sum(_Aggregate):
-    """key → (array of event times, list of exact amounts in the same order)."""
+class _Amounts(_Aggregate):
+    """key → (array of event times, list of exact amounts in the same order): sum, min, max, avg."""
 
     __slots__ = ()
 
     def contribution(self, event: Event) -> Any:
         return event.amount
 
-    def value(self, key: Any, ts: float, current: Any | None) -> Decimal:
+    def window_amounts(self, key: Any, ts: float) -> list[Decimal]:
         state = self.series.get(key)
-        total = Decimal(0)
-        if state and state[0]:
-            stamps, amounts = state
-            hi = len(stamps) if stamps[-1] <= ts else bisect_right(stamps, ts)
-            lo = bisect_right(stamps, ts - self.window)
-            if hi > lo:
-                total = sum(amounts[lo:hi], total)
-        if current is not None:
-            total += current
-        return total
+        if not state or not state[0]:
+            return []
+        stamps, amounts = state
+        hi = len(stamps) if stamps[-1] <= ts else bisect_right(stamps, ts)
+        lo = bisect_right(stamps, ts - self.window)
+        return amounts[lo:hi] if hi > lo else []
 
     def add(self, key: Any, ts: float, contribution: Any, horizon: float) -> None:
         state = self.series.get(key)
@@ -153,6 +149,65 @@ class _Sum(_Aggregate):
                 del stamps[i]
                 del amounts[i]
                 return
+
+
+class _Sum(_Amounts):
+    __slots__ = ()
+
+    def value(self, key: Any, ts: float, current: Any | None) -> Decimal:
+        total = sum(self.window_amounts(key, ts), Decimal(0))
+        return total + current if current is not None else total
+
+
+class _Min(_Amounts):
+    __slots__ = ()
+
+    def value(self, key: Any, ts: float, current: Any | None) -> Decimal | None:
+        amounts = self.window_amounts(key, ts)
+        if current is not None:
+            amounts = [*amounts, current]
+        return min(amounts) if amounts else None
+
+
+class _Max(_Amounts):
+    __slots__ = ()
+
+    def value(self, key: Any, ts: float, current: Any | None) -> Decimal | None:
+        amounts = self.window_amounts(key, ts)
+        if current is not None:
+            amounts = [*amounts, current]
+        return max(amounts) if amounts else None
+
+
+class _Avg(_Amounts):
+    __slots__ = ()
+
+    def value(self, key: Any, ts: float, current: Any | None) -> Decimal | None:
+        amounts = self.window_amounts(key, ts)
+        total = sum(amounts, Decimal(0))
+        n = len(amounts)
+        if current is not None:
+            total += current
+            n += 1
+        return total / n if n else None
+
+
+class _Seen(_Count):
+    """first_seen / last_seen: seconds from the first (or latest) matching event in the window to this one."""
+
+    __slots__ = ()
+
+    def value(self, key: Any, ts: float, current: Any | None) -> float | None:
+        stamps = self.series.get(key)
+        lo = hi = 0
+        if stamps:
+            hi = len(stamps) if stamps[-1] <= ts else bisect_right(stamps, ts)
+            lo = bisect_right(stamps, ts - self.window)
+        if hi <= lo:
+            return 0.0 if current is not None else None
+        if self.spec.aggregate == "first_seen":
+            return ts - stamps[lo]
+        return 0.0 if current is not None else ts - stamps[hi - 1]
 
 
 class _DistinctState:
@@ -248,7 +303,16 @@ class Prepared(NamedTuple):
     keys: list[Any]
 
 
-_KINDS: dict[str, type[_Aggregate]] = {"count": _Count, "sum": _Sum, "distinct": _Distinct}
+_KINDS: dict[str, type[_Aggregate]] = {
+    "count": _Count,
+    "sum": _Sum,
+    "min": _Min,
+    "max": _Max,
+    "avg": _Avg,
+    "distinct": _Distinct,
+    "first_seen": _Seen,
+    "last_seen": _Seen,
+}
 
 
 class MemoryFeatureEngine:
@@ -257,7 +321,7 @@ class MemoryFeatureEngine:
     def __init__(self, *, lateness_seconds: float = 3600.0) -> None:
         self.lateness = lateness_seconds
         self._by_signature: dict[tuple[object, ...], _Aggregate] = {}
-        self._binding: dict[int, tuple[Sequence[FeatureSpec], list[tuple[str, _Aggregate, bool]]]] = {}
+        self._binding: dict[int, tuple[Sequence[FeatureSpec], Any, Any]] = {}
         self._filters: ExpressionSet | None = None
         self._filter_sources: list[str] = []
         self._entities: list[tuple[str, ...]] = []
@@ -272,7 +336,7 @@ class MemoryFeatureEngine:
 
         Returns the specs that are new, whose state must be backfilled from the event log.
         """
-        wanted = {spec.signature: spec for spec in specs}
+        wanted = {spec.signature: spec for spec in specs if not spec.derived}
         new = [spec for sig, spec in wanted.items() if sig not in self._by_signature]
         kept = {sig: agg for sig, agg in self._by_signature.items() if sig in wanted}
         sources: list[str] = []
@@ -318,24 +382,37 @@ class MemoryFeatureEngine:
         """Feature values for the event as the given specs name them (state is not changed)."""
         event, ts, matches, keys = prepared
         values: dict[str, Any] = {}
-        for name, aggregate, include_current in self._bound(specs):
+        bound, ratios = self._bound(specs)
+        for name, aggregate, include_current in bound:
             key = keys[aggregate.entity_index]
             if key is None:
                 continue  # the event lacks the entity: the feature is unknown, not zero
             current = None
             if include_current and (aggregate.filter_index is None or matches[aggregate.filter_index]):
                 current = aggregate.contribution(event)
-            values[name] = aggregate.value(key, ts, current)
+            value = aggregate.value(key, ts, current)
+            if value is not None:  # None: nothing in the window to take a minimum (etc.) of: unknown
+                values[name] = value
+        for name, numerator, denominator in ratios:
+            top, bottom = values.get(numerator), values.get(denominator)
+            if top is not None and bottom:
+                values[name] = Decimal(top) / Decimal(bottom)
         return values
 
-    def _bound(self, specs: Sequence[FeatureSpec]) -> list[tuple[str, _Aggregate, bool]]:
-        """(name, state, include_current) for a strategy's feature list, resolved once per list."""
+    def _bound(
+        self, specs: Sequence[FeatureSpec]
+    ) -> tuple[list[tuple[str, _Aggregate, bool]], list[tuple[str, str, str]]]:
+        """A strategy's feature list resolved once: (name, state, include_current) of each stateful
+        feature, and (name, numerator, denominator) of each ratio."""
         cached = self._binding.get(id(specs))
         if cached is not None and cached[0] is specs:
-            return cached[1]
-        bound = [(spec.name, self._by_signature[spec.signature], spec.include_current) for spec in specs]
-        self._binding[id(specs)] = (specs, bound)
-        return bound
+            return cached[1], cached[2]
+        bound = [
+            (spec.name, self._by_signature[spec.signature], spec.include_current) for spec in specs if not spec.derived
+        ]
+        ratios = [(spec.name, spec.of[0], spec.of[1]) for spec in specs if spec.derived and spec.of]
+        self._binding[id(specs)] = (specs, bound, ratios)
+        return bound, ratios
 
     def observe(self, prepared: Prepared) -> None:
         """Folds the event into every maintained feature whose filter it passes."""

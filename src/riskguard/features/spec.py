@@ -18,7 +18,19 @@ MIN_WINDOW_S = 60
 MAX_WINDOW_S = 180 * 86400
 
 #: Aggregate → CEL type of its value.
-AGGREGATES: dict[str, str] = {"count": "int", "sum": "double", "distinct": "int"}
+AGGREGATES: dict[str, str] = {
+    "count": "int",
+    "sum": "double",
+    "min": "double",
+    "max": "double",
+    "avg": "double",
+    "distinct": "int",
+    "first_seen": "double",
+    "last_seen": "double",
+    "ratio": "double",
+}
+AMOUNT_AGGREGATES = ("sum", "min", "max", "avg")
+TIME_AGGREGATES = ("count", "first_seen", "last_seen")
 EVENT_FIELDS = tuple(f for f in Event.__struct_fields__ if f != "attributes")
 KEY_FIELDS = (
     "account_id",
@@ -36,22 +48,35 @@ NUMERIC_FIELDS = ("amount",)
 
 
 class FeatureSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=True):
+    """One declared feature. ``ratio`` takes ``of: [numerator, denominator]`` (two other features of the
+    same strategy) instead of an entity and a window."""
+
     name: str
-    entity: str | list[str]
-    aggregate: Literal["count", "sum", "distinct"]
-    window: str
+    aggregate: Literal["count", "sum", "min", "max", "avg", "distinct", "first_seen", "last_seen", "ratio"]
+    entity: str | list[str] | None = None
+    window: str | None = None
     field: str | None = None
     when: str | None = None
     include_current: bool = True
+    of: list[str] | None = None
     description: str = ""
 
     @functools.cached_property
     def entity_fields(self) -> tuple[str, ...]:
+        if self.entity is None:
+            return ()
         return (self.entity,) if isinstance(self.entity, str) else tuple(self.entity)
 
     @functools.cached_property
     def window_seconds(self) -> int:
+        if self.window is None:
+            return 0
         return parse_window(self.window, where=f"features.{self.name}.window")
+
+    @property
+    def derived(self) -> bool:
+        """Computed from other features of the event, with no state of its own."""
+        return self.aggregate == "ratio"
 
     @functools.cached_property
     def signature(self) -> tuple[object, ...]:
@@ -77,18 +102,29 @@ def check_spec(spec: FeatureSpec, index: int) -> None:
     where = f"features[{index}] ({spec.name})"
     if not NAME.match(spec.name):
         raise StrategyError(f"{where}: names are lower-case letters, digits and _, starting with a letter")
+    if spec.aggregate == "ratio":
+        if spec.of is None or len(spec.of) != 2:
+            raise StrategyError(f"{where}.of: a ratio names two features: of: [numerator, denominator]")
+        for other in ("entity", "window", "field", "when"):
+            if getattr(spec, other) is not None:
+                raise StrategyError(f"{where}.{other}: a ratio takes only `of` (its features have their own)")
+        return
+    if spec.of is not None:
+        raise StrategyError(f"{where}.of: only a ratio takes `of`")
+    if spec.window is None:
+        raise StrategyError(f"{where}.window: give a window, e.g. 1h or 7d")
     if not spec.entity_fields:
         raise StrategyError(f"{where}.entity: name at least one event field")
     for field in spec.entity_fields:
         if field not in KEY_FIELDS:
             raise StrategyError(f"{where}.entity: {field!r} is not a key field; use one of {', '.join(KEY_FIELDS)}")
     spec.window_seconds  # noqa: B018 - validates the window
-    if spec.aggregate == "count":
+    if spec.aggregate in TIME_AGGREGATES:
         if spec.field is not None:
-            raise StrategyError(f"{where}.field: count takes no field (filter with `when`)")
+            raise StrategyError(f"{where}.field: {spec.aggregate} takes no field (filter with `when`)")
     elif spec.field is None:
         raise StrategyError(f"{where}.field: {spec.aggregate} needs a field")
-    elif spec.aggregate == "sum" and spec.field not in NUMERIC_FIELDS:
-        raise StrategyError(f"{where}.field: sum works on {', '.join(NUMERIC_FIELDS)}, not {spec.field!r}")
+    elif spec.aggregate in AMOUNT_AGGREGATES and spec.field not in NUMERIC_FIELDS:
+        raise StrategyError(f"{where}.field: {spec.aggregate} works on {', '.join(NUMERIC_FIELDS)}, not {spec.field!r}")
     elif spec.aggregate == "distinct" and spec.field not in EVENT_FIELDS and not spec.field.startswith("attributes."):
         raise StrategyError(f"{where}.field: {spec.field!r} is not an event field (or attributes.<key>)")

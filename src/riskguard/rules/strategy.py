@@ -136,6 +136,13 @@ def _check_document(doc: StrategyDocument) -> None:
         if spec.name in names:
             raise StrategyError(f"features[{index}]: a feature named {spec.name!r} is declared twice")
         names.add(spec.name)
+    stateful = {spec.name for spec in doc.features if not spec.derived}
+    for index, spec in enumerate(doc.features):
+        for part in spec.of or ():
+            if part not in stateful:
+                raise StrategyError(
+                    f"features[{index}] ({spec.name}).of: {part!r} is not a (non-ratio) feature of this strategy"
+                )
     list_names: set[str] = set()
     for index, spec in enumerate(doc.lists):
         if not RULE_ID.match(spec.name):
