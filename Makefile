@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install run test lint bench clean
+.PHONY: install run demo test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/riskguard serve
 
+demo: install
+	$(BIN)/riskguard demo
+
 lint: install
 	$(BIN)/ruff check src tests bench
 
@@ -25,6 +28,7 @@ test: lint
 bench: install
 	$(BIN)/python bench/cel_runtime.py
 	$(BIN)/python bench/decision.py
+	$(BIN)/python bench/simulate.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

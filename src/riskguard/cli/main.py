@@ -1,4 +1,4 @@
-"""The ``riskguard`` command: serve, decide, API keys, strategies and lists (an adapter only)."""
+"""The ``riskguard`` command: serve, decide, simulate, demo, API keys, strategies and lists (an adapter only)."""
 
 from __future__ import annotations
 
@@ -151,6 +151,111 @@ def show_config() -> None:
     from riskguard.config import Settings
 
     _print(Settings.from_env().redacted())
+
+
+@app.command()
+@_errors
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the world's Parquet files into")],
+    accounts: Annotated[int, typer.Option(help="Accounts in the population")] = 10_000,
+    days: Annotated[int, typer.Option(help="Days simulated")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed: the same options give the same files")] = 1,
+    start: Annotated[
+        str, typer.Option(help="First day (Beijing time), YYYY-MM-DD; the world must end before now")
+    ] = "2026-01-01",
+    intensity: Annotated[
+        list[str] | None,
+        typer.Option(help="TYPOLOGY=FACTOR, e.g. telecom_fraud=2 or card_testing=0 (repeat for several)"),
+    ] = None,
+) -> None:
+    """Simulate a payment and lending platform and the gangs attacking it; write Parquet with ground truth."""
+    from riskguard.sim.config import WorldConfig, parse_intensities
+    from riskguard.sim.demo import generate
+
+    config = WorldConfig(
+        accounts=accounts,
+        days=days,
+        seed=seed,
+        start=_date(start, "--start"),
+        intensity=parse_intensities(intensity or []),
+    )
+    config.check_in_past()
+    summary = generate(config, out, _console(stderr=True))
+    typer.echo(
+        f"world {summary['world_id']}: {summary['events']:,} events ({summary['fraud_events']:,} fraudulent), "
+        f"{summary['accounts']:,} accounts, {len(summary['gangs'])} gangs, {summary['victim_reports']:,} victim "
+        f"reports -> {out}"
+    )
+
+
+@app.command()
+@_errors
+def demo(
+    accounts: Annotated[int, typer.Option(help="Accounts in the generated world")] = 3_000,
+    days: Annotated[int, typer.Option(help="Days in the generated world")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated world")] = 1,
+    start: Annotated[str, typer.Option(help="First day of the generated world, YYYY-MM-DD")] = "2026-01-01",
+    world: Annotated[
+        Path | None, typer.Option(help="Stream this world (from `riskguard simulate`) instead of generating one")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Keep the generated world in this directory")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="A running service, e.g. http://127.0.0.1:8000 (default: in process)")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(envvar="RISKGUARD_KEY", help="API key for --url (scopes decide and label)")
+    ] = None,
+    rate: Annotated[float | None, typer.Option(help="Events per second (default: as fast as decided)")] = None,
+    connections: Annotated[int, typer.Option(help="Concurrent HTTP connections with --url")] = 8,
+    db: Annotated[Path | None, typer.Option(help="In process: keep the SQLite database at this path")] = None,
+    strategy: Annotated[
+        Path | None, typer.Option(help="In process: decide with this strategy file instead of the starter")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary as JSON here")] = None,
+) -> None:
+    """Stream a simulated world through riskguard and print what it caught, missed and cost."""
+    from riskguard.sim.demo import DemoOptions, run_demo, write_json
+
+    if rate is not None and rate <= 0:
+        _fail("--rate must be positive")
+    if db is not None and db.exists():
+        _fail(f"--db {db} exists; the demo needs a fresh database")
+    options = DemoOptions(
+        accounts=accounts,
+        days=days,
+        seed=seed,
+        start=_date(start, "--start"),
+        world=world,
+        keep_world=out,
+        url=url,
+        key=key,
+        rate=rate,
+        connections=connections,
+        database=db,
+        strategy=strategy,
+    )
+    summary = run_demo(options, _console())
+    if json_out:
+        write_json(summary, json_out)
+
+
+def _console(*, stderr: bool = False) -> Any:
+    """A rich console; 120 columns when writing to a file or pipe (rich would assume 80)."""
+    import sys
+
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 120)
+
+
+def _date(text: str, option: str) -> Any:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        _fail(f"{option} {text!r}: write a date as YYYY-MM-DD")
 
 
 # ---------------------------------------------------------------------- API keys
