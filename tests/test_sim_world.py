@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from riskguard.errors import ConfigError
+from riskguard.events.schema import EVENT_TYPES
 from riskguard.events.validate import parse_event_obj
 from riskguard.sim.config import TYPOLOGIES, WorldConfig, parse_intensities
 from riskguard.sim.world import simulate
@@ -108,18 +109,7 @@ def test_every_event_is_a_valid_api_event_in_the_past_and_in_time_order(world_di
     assert events["ts"].is_sorted()
     start = pl.datetime(2026, 1, 1, time_zone="Asia/Shanghai").dt.convert_time_zone("UTC")
     assert events.select((pl.col("ts") >= start).all()).item()
-    assert set(events["type"].unique()) == {
-        "signup",
-        "login",
-        "password_change",
-        "profile_change",
-        "device_bind",
-        "payment",
-        "transfer",
-        "withdrawal",
-        "loan_application",
-        "complaint",
-    }
+    assert set(events["type"].unique()) == set(EVENT_TYPES)
 
 
 def test_attributes_use_the_names_the_starter_strategy_reads(events: pl.DataFrame) -> None:

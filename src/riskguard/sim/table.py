@@ -14,18 +14,8 @@ from typing import Any
 
 import numpy as np
 
-EVENT_TYPES: tuple[str, ...] = (
-    "signup",
-    "login",
-    "password_change",
-    "profile_change",
-    "device_bind",
-    "payment",
-    "transfer",
-    "withdrawal",
-    "loan_application",
-    "complaint",
-)
+from riskguard.events.schema import EVENT_TYPES
+
 T = {name: code for code, name in enumerate(EVENT_TYPES)}
 
 #: event types that move money (the loss rate's denominator); loan applications and complaints carry an
