@@ -28,6 +28,7 @@ test: lint
 bench: install
 	$(BIN)/python bench/cel_runtime.py
 	$(BIN)/python bench/decision.py
+	$(BIN)/python bench/features.py
 	$(BIN)/python bench/simulate.py
 
 clean:
