@@ -275,3 +275,16 @@ class WorldContext:
     def new_merchant(self, category: int) -> int:
         self.extra_merchants.append(category)
         return len(self.pop.merchants) + len(self.extra_merchants) - 1
+
+    def hire_agent(self, rng: np.random.Generator, gang: int) -> tuple[list[int], int] | None:
+        """An intermediary's contact phones (one or two, recorded as gang members) and the customer
+        account the agent operates from; None when the population has no account left to pick."""
+        phones = self.gang_phones(rng, int(rng.integers(1, 3)))
+        for phone in phones:
+            self.member(gang, "agent_phone", "phone", phone, self.start_ms)
+        agent = self.pick(rng, 1)
+        if not len(agent):
+            return None
+        account = int(agent[0])
+        self.member(gang, "agent_account", "account", account, self.start_ms)
+        return phones, account

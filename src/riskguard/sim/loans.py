@@ -36,14 +36,10 @@ def simulate(ctx: WorldContext, rng: np.random.Generator) -> None:
         devices, office_ips = gang_kit(
             ctx, rng, gang, phones=int(rng.integers(1, 3)), ips=1, emulator_p=0.0, rooted_p=0.0
         )
-        contacts = ctx.gang_phones(rng, int(rng.integers(1, 3)))
-        for phone in contacts:
-            ctx.member(gang, "agent_phone", "phone", phone, ctx.start_ms)
-        agent = ctx.pick(rng, 1)
-        if not len(agent):
+        hired = ctx.hire_agent(rng, gang)
+        if hired is None:
             continue
-        agent_account = int(agent[0])
-        ctx.member(gang, "agent_account", "account", agent_account, ctx.start_ms)
+        contacts, agent_account = hired
         region = int(pop.region[agent_account])
         office = ctx.texts.code(address(rng, region))
         employer = ctx.texts.code(employer_names(rng, 1)[0])

@@ -38,14 +38,10 @@ def simulate(ctx: WorldContext, rng: np.random.Generator) -> None:
         devices, ips = gang_kit(
             ctx, rng, gang, phones=int(rng.integers(1, 3)), ips=int(rng.integers(1, 3)), emulator_p=0.0, rooted_p=0.0
         )
-        phones = ctx.gang_phones(rng, int(rng.integers(1, 3)))
-        for phone in phones:
-            ctx.member(gang, "agent_phone", "phone", phone, ctx.start_ms)
-        agent = ctx.pick(rng, 1)
-        if not len(agent):
+        hired = ctx.hire_agent(rng, gang)
+        if hired is None:
             continue
-        agent_account = int(agent[0])
-        ctx.member(gang, "agent_account", "account", agent_account, ctx.start_ms)
+        phones, agent_account = hired
         customers: list[int] = []
         t = ctx.start_ms + int(rng.uniform(0, min(3, ctx.config.days)) * DAY_MS)
         while t < ctx.end_ms:
