@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,7 @@ from riskguard.store.db import migrate, open_engine
 from riskguard.store.events import EventRepository
 from riskguard.store.labels import LabelRepository
 from riskguard.store.lists import ListRepository
+from riskguard.store.published import PublishedRepository
 from riskguard.store.strategies import StrategyRepository
 from riskguard.store.tables import utcnow
 from riskguard.store.writer import GroupCommitWriter, Ticket, WriteRequest
@@ -95,6 +97,7 @@ class RiskGuard:
         self.writer = GroupCommitWriter(self.engine, max_batch=self.settings.commit_max_batch)
         self.warnings = WarningCatalogue.from_file(self.settings.warnings_file)
         self.metrics = Metrics()
+        self.published = PublishedRepository(self.engine)
         self.feature_engine = MemoryFeatureEngine()
         self.list_index = ListIndex()
         self.pipeline = Pipeline.standard(
@@ -204,6 +207,7 @@ class RiskGuard:
         audit_id = self._last_audit_id()
         if audit_id != self._seen_audit:
             self.list_index.replace(self.lists.all_live())
+            self.feature_engine.published.refresh(self.published)
             self._seen_audit = audit_id
 
     def _last_audit_id(self) -> int:
@@ -274,6 +278,17 @@ class RiskGuard:
         self, name: str, values: list[str], *, reason: str | None, expires_at: datetime | None, actor: str
     ) -> int:
         count = self.lists.add(name, values, reason=reason, expires_at=expires_at, actor=actor)
+        self.refresh()
+        return count
+
+    def publish_features(
+        self, source: str, values: Mapping[str, float | int | bool], *, replace: bool = False, actor: str = "system"
+    ) -> int:
+        """Stores per-entity values that batch jobs computed (``source`` is ``<namespace>.<name>``, values
+        keyed by identifier); strategies read them as ``aggregate: published`` features. ``replace``
+        drops the source's earlier values first (a full refresh). Every process sees them at its next
+        refresh; this one at once."""
+        count = self.published.publish(source, values, replace=replace, actor=actor)
         self.refresh()
         return count
 

@@ -13,12 +13,13 @@ from fastapi.responses import PlainTextResponse, Response
 
 from riskguard.api.auth import Authenticator, actor_of
 from riskguard.api.fastpath import DecisionFastPath, error_response
-from riskguard.api.schemas import LabelBatch, ListEntries, ListRemoval, Outcome
+from riskguard.api.schemas import LabelBatch, ListEntries, ListRemoval, Outcome, PublishedValues
 from riskguard.app import RiskGuard
 from riskguard.errors import RiskguardError, ValidationFailed
 from riskguard.events.schema import Event, EventBatch
 from riskguard.events.validate import decode_body, parse_batch, parse_event
 from riskguard.store.lists import check_list_name
+from riskguard.store.published import check_source
 
 log = logging.getLogger("riskguard.api")
 _encode = msgspec.json.Encoder(decimal_format="string").encode
@@ -214,6 +215,24 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
         key = auth.identify(request, "admin")
         check_list_name(name)
         return _json({"list": name, "removed": guard.remove_from_list(name, [value], actor=actor_of(key))})
+
+    @app.put(
+        "/v1/published/{source}",
+        tags=["features"],
+        openapi_extra=_schema(PublishedValues),
+        summary="Publish per-entity feature values computed by a batch job (audited)",
+    )
+    async def put_published(request: Request, source: str) -> Response:
+        key = auth.identify(request, "admin")
+        check_source(source)
+        body = decode_body(await read_body(request, settings.max_batch_body_bytes), PublishedValues)
+        count = guard.publish_features(source, body.values, replace=body.replace, actor=actor_of(key))
+        return _json({"source": source, "published": count, "replace": body.replace})
+
+    @app.get("/v1/published", tags=["features"], summary="Published sources, their versions and sizes")
+    async def get_published(request: Request) -> Response:
+        auth.identify(request, "admin")
+        return _json({"sources": guard.published.sources()})
 
     @app.get("/v1/strategies", tags=["strategies"], summary="Stored versions and what is live")
     async def get_strategies(request: Request) -> Response:

@@ -42,5 +42,12 @@ class ListEntries(msgspec.Struct, forbid_unknown_fields=True):
     ttl_seconds: Annotated[int, msgspec.Meta(gt=0, le=10 * 365 * 86400)] | None = None
 
 
+class PublishedValues(msgspec.Struct, forbid_unknown_fields=True):
+    """Per-entity numbers a batch job computed, under one source (``PUT /v1/published/{source}``)."""
+
+    values: Annotated[dict[str, float | int | bool], msgspec.Meta(max_length=1_000_000)]
+    replace: bool = False
+
+
 class ListRemoval(msgspec.Struct, forbid_unknown_fields=True):
     values: Annotated[list[Value], msgspec.Meta(min_length=1, max_length=10000)]

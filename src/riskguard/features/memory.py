@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from riskguard.events.schema import Event
+from riskguard.features.published import PublishedIndex
 from riskguard.features.spec import FeatureSpec
 from riskguard.rules.cel import Environment, ExpressionSet
 
@@ -318,8 +319,9 @@ _KINDS: dict[str, type[_Aggregate]] = {
 class MemoryFeatureEngine:
     """Computes declared features for an event and folds the event into their state."""
 
-    def __init__(self, *, lateness_seconds: float = 3600.0) -> None:
+    def __init__(self, *, lateness_seconds: float = 3600.0, published: PublishedIndex | None = None) -> None:
         self.lateness = lateness_seconds
+        self.published = published or PublishedIndex()
         self._by_signature: dict[tuple[object, ...], _Aggregate] = {}
         self._binding: dict[int, tuple[Sequence[FeatureSpec], Any, Any]] = {}
         self._filters: ExpressionSet | None = None
@@ -336,7 +338,8 @@ class MemoryFeatureEngine:
 
         Returns the specs that are new, whose state must be backfilled from the event log.
         """
-        wanted = {spec.signature: spec for spec in specs if not spec.derived}
+        specs = list(specs)
+        wanted = {spec.signature: spec for spec in specs if spec.stateful}
         new = [spec for sig, spec in wanted.items() if sig not in self._by_signature]
         kept = {sig: agg for sig, agg in self._by_signature.items() if sig in wanted}
         sources: list[str] = []
@@ -351,6 +354,9 @@ class MemoryFeatureEngine:
                 kept[sig] = _KINDS[spec.aggregate](spec, index)
         self._by_signature = kept
         self._entities = list(dict.fromkeys(agg.fields for agg in kept.values()))
+        for spec in specs:
+            if spec.aggregate == "published" and spec.entity_fields not in self._entities:
+                self._entities.append(spec.entity_fields)
         for agg in kept.values():
             agg.entity_index = self._entities.index(agg.fields)
         self._binding = {}
@@ -382,7 +388,7 @@ class MemoryFeatureEngine:
         """Feature values for the event as the given specs name them (state is not changed)."""
         event, ts, matches, keys = prepared
         values: dict[str, Any] = {}
-        bound, ratios = self._bound(specs)
+        bound, published, ratios = self._bound(specs)
         for name, aggregate, include_current in bound:
             key = keys[aggregate.entity_index]
             if key is None:
@@ -393,26 +399,36 @@ class MemoryFeatureEngine:
             value = aggregate.value(key, ts, current)
             if value is not None:  # None: nothing in the window to take a minimum (etc.) of: unknown
                 values[name] = value
+        for name, source, index in published:
+            key = keys[index]
+            if key is not None:
+                found = self.published.get(source, key)
+                if found is not None:
+                    values[name] = found
         for name, numerator, denominator in ratios:
             top, bottom = values.get(numerator), values.get(denominator)
             if top is not None and bottom:
                 values[name] = Decimal(top) / Decimal(bottom)
         return values
 
-    def _bound(
-        self, specs: Sequence[FeatureSpec]
-    ) -> tuple[list[tuple[str, _Aggregate, bool]], list[tuple[str, str, str]]]:
+    def _bound(self, specs: Sequence[FeatureSpec]) -> tuple[list[Any], list[Any], list[Any]]:
         """A strategy's feature list resolved once: (name, state, include_current) of each stateful
-        feature, and (name, numerator, denominator) of each ratio."""
+        feature, (name, source, entity index) of each published one, (name, numerator, denominator) of
+        each ratio."""
         cached = self._binding.get(id(specs))
         if cached is not None and cached[0] is specs:
-            return cached[1], cached[2]
+            return cached[1]
         bound = [
-            (spec.name, self._by_signature[spec.signature], spec.include_current) for spec in specs if not spec.derived
+            (spec.name, self._by_signature[spec.signature], spec.include_current) for spec in specs if spec.stateful
+        ]
+        published = [
+            (spec.name, spec.source, self._entities.index(spec.entity_fields))
+            for spec in specs
+            if spec.aggregate == "published"
         ]
         ratios = [(spec.name, spec.of[0], spec.of[1]) for spec in specs if spec.derived and spec.of]
-        self._binding[id(specs)] = (specs, bound, ratios)
-        return bound, ratios
+        self._binding[id(specs)] = (specs, (bound, published, ratios))
+        return bound, published, ratios
 
     def observe(self, prepared: Prepared) -> None:
         """Folds the event into every maintained feature whose filter it passes."""

@@ -10,6 +10,7 @@ import msgspec
 
 from riskguard.errors import StrategyError
 from riskguard.events.schema import Event
+from riskguard.store.published import SOURCE
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 WINDOW = re.compile(r"^(\d+)\s*(s|m|h|d)$")
@@ -28,6 +29,7 @@ AGGREGATES: dict[str, str] = {
     "first_seen": "double",
     "last_seen": "double",
     "ratio": "double",
+    "published": "double",
 }
 AMOUNT_AGGREGATES = ("sum", "min", "max", "avg")
 TIME_AGGREGATES = ("count", "first_seen", "last_seen")
@@ -49,16 +51,18 @@ NUMERIC_FIELDS = ("amount",)
 
 class FeatureSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=True):
     """One declared feature. ``ratio`` takes ``of: [numerator, denominator]`` (two other features of the
-    same strategy) instead of an entity and a window."""
+    same strategy) instead of an entity and a window; ``published`` takes a ``source`` (values a batch job
+    published per entity, see features/published.py) and one entity field."""
 
     name: str
-    aggregate: Literal["count", "sum", "min", "max", "avg", "distinct", "first_seen", "last_seen", "ratio"]
+    aggregate: Literal["count", "sum", "min", "max", "avg", "distinct", "first_seen", "last_seen", "ratio", "published"]
     entity: str | list[str] | None = None
     window: str | None = None
     field: str | None = None
     when: str | None = None
     include_current: bool = True
     of: list[str] | None = None
+    source: str | None = None
     description: str = ""
 
     @functools.cached_property
@@ -77,6 +81,11 @@ class FeatureSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=
     def derived(self) -> bool:
         """Computed from other features of the event, with no state of its own."""
         return self.aggregate == "ratio"
+
+    @property
+    def stateful(self) -> bool:
+        """Maintained by the feature engine from the event stream (not a ratio, not published)."""
+        return self.aggregate not in ("ratio", "published")
 
     @functools.cached_property
     def signature(self) -> tuple[object, ...]:
@@ -111,6 +120,17 @@ def check_spec(spec: FeatureSpec, index: int) -> None:
         return
     if spec.of is not None:
         raise StrategyError(f"{where}.of: only a ratio takes `of`")
+    if spec.aggregate == "published":
+        if spec.source is None or not SOURCE.match(spec.source):
+            raise StrategyError(f"{where}.source: name what was published, as <namespace>.<name> (e.g. graph.risk)")
+        if len(spec.entity_fields) != 1 or spec.entity_fields[0] not in KEY_FIELDS:
+            raise StrategyError(f"{where}.entity: a published feature is looked up by one of {', '.join(KEY_FIELDS)}")
+        for other in ("window", "field", "when"):
+            if getattr(spec, other) is not None:
+                raise StrategyError(f"{where}.{other}: a published feature takes only source and entity")
+        return
+    if spec.source is not None:
+        raise StrategyError(f"{where}.source: only a published feature takes a source")
     if spec.window is None:
         raise StrategyError(f"{where}.window: give a window, e.g. 1h or 7d")
     if not spec.entity_fields:

@@ -162,6 +162,25 @@ audit_log = Table(
     Column("details", Text, nullable=False),
 )
 
+published_features = Table(
+    "published_features",
+    metadata,
+    Column("source", String(96), primary_key=True),
+    Column("entity", String(256), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("published_at", UTCDateTime(), nullable=False),
+)
+
+published_sources = Table(
+    "published_sources",
+    metadata,
+    Column("source", String(96), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("entities", Integer, nullable=False),
+    Column("published_at", UTCDateTime(), nullable=False),
+    Column("published_by", String(64), nullable=False),
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
