@@ -178,8 +178,14 @@ def new_entry_id() -> str:
     return secrets.token_hex(16)
 
 
-def sign_entry(signer: Signer, kind: str, body: msgspec.Struct | dict[str, Any], *, at: datetime | None = None,
-               entry_id: str | None = None) -> Entry:
+def sign_entry(
+    signer: Signer,
+    kind: str,
+    body: msgspec.Struct | dict[str, Any],
+    *,
+    at: datetime | None = None,
+    entry_id: str | None = None,
+) -> Entry:
     """A new entry filed by ``signer`` (whose key name is the member id), checked and signed."""
     builtins = msgspec.to_builtins(body) if isinstance(body, msgspec.Struct) else body
     entry = Entry(
