@@ -66,8 +66,7 @@ def run_memory(features: list[FeatureSpec], events: list[Any], *, trace: bool) -
     for event, variables in prepared_vars:
         t0 = time.perf_counter()
         prepared = engine.prepare(event, variables)
-        engine.compute(prepared, features)
-        engine.observe(prepared)
+        engine.process(prepared, [features])
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - started
     peak = 0
@@ -82,7 +81,7 @@ def run_naive(features: list[FeatureSpec], events: list[Any]) -> tuple[float, li
     env = Environment(EVENT_DECLARATIONS)
     filters = {f.when: env.compile(f.when, where=f.name) for f in features if f.when}
     history: dict[tuple[str, Any], list[tuple[float, Any]]] = defaultdict(list)
-    stateful = [f for f in features if not f.derived]
+    stateful = [f for f in features if f.stateful]
     latencies: list[float] = []
     started = time.perf_counter()
     for event in events:

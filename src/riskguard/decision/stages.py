@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from riskguard.events.schema import IDENTIFIER_FIELDS, Event
-from riskguard.features.memory import MemoryFeatureEngine
+from riskguard.features.engine import FeatureEngine
 from riskguard.rules.cel import EvalError
 from riskguard.rules.strategy import CompiledStrategy, RuleSpec
 
@@ -57,18 +57,19 @@ class FeatureStage:
 
     name = "features"
 
-    def __init__(self, engine: MemoryFeatureEngine) -> None:
+    def __init__(self, engine: FeatureEngine) -> None:
         self.engine = engine
 
     def run(self, ctx: Context) -> None:
         before = self.engine.compile_seconds
         prepared = self.engine.prepare(ctx.event, ctx.event_vars)
         ctx.compile_ms[self.name] = (self.engine.compile_seconds - before) * 1000
-        ctx.features = self.engine.compute(prepared, ctx.live.features)
         if ctx.shadow is not None and ctx.shadow.features:
-            ctx.shadow_features = self.engine.compute(prepared, ctx.shadow.features)
-        if ctx.observe:
-            self.engine.observe(prepared)
+            ctx.features, ctx.shadow_features = self.engine.process(
+                prepared, [ctx.live.features, ctx.shadow.features], observe=ctx.observe
+            )
+        else:
+            (ctx.features,) = self.engine.process(prepared, [ctx.live.features], observe=ctx.observe)
 
 
 class ListIndex:

@@ -1,480 +1,528 @@
-"""The embedded feature engine: windowed count, sum and distinct per entity, in process memory.
+"""The embedded feature back end: bucketed window state per key in process memory, the default.
 
-State is rebuilt at start-up by replaying the durable event log over the longest window (the log is
-the source of truth, so a crash loses nothing), and each key's history is trimmed to its window as it
-is touched, so memory stays bounded by the traffic inside the windows. Windows slide on event time
-(``occurred_at``): the window of an event at ``t`` is ``(t - w, t]``; events may arrive out of order.
-The full feature engine (more aggregates, Redis, offline parity) builds on this interface.
+Each feature keeps, per key, its non-empty buckets in ascending order (``array('q')``: compact, and
+invisible to the garbage collector) with a count and one value per bucket (amount units summed, the
+extreme amount, or the earliest/latest time), plus a running total over the window that ends at the
+newest bucket read: an event arriving in order reads count, sum and avg in O(1) and the others from the
+window's slice. Out-of-order events read by bisection. Buckets older than the oldest one any event may
+still read (``watermark - lateness - window``) are dropped when their key is touched, and a periodic sweep
+drops keys nobody touched, so memory stays bounded by the traffic inside the windows.
+
+``distinct`` keeps each value's buckets; past ``distinct_exact_limit`` values a key switches to one
+HyperLogLog sketch per bucket (datasketch, p=12: 1.6 % standard error), merged over the window.
+
+State survives a restart through ``snapshot`` / ``restore`` (a pickle of the state and its watermark); the
+service replays the event log recorded since the snapshot, and the engine's idempotency (event ids folded
+within the lateness horizon are not folded twice) makes the overlap harmless.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import pickle
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
-from decimal import Decimal
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from datasketch import HyperLogLog
 
 from riskguard.events.schema import Event
-from riskguard.features.published import PublishedIndex
+from riskguard.features.engine import Feature, FeatureEngine, Prepared
 from riskguard.features.spec import FeatureSpec
-from riskguard.rules.cel import Environment, ExpressionSet
+
+SNAPSHOT_FORMAT = 1
+HLL_P = 12
+SWEEP_EVERY = 65_536  # folded events between sweeps of one feature's idle keys
 
 
-def _key(event: Event, fields: tuple[str, ...]) -> Any:
-    if len(fields) == 1:
-        return getattr(event, fields[0])
-    values = tuple(getattr(event, f) for f in fields)
-    return None if any(v is None for v in values) else values
+class _Series:
+    """One key's buckets for one count/sum/avg/min/max/first_seen/last_seen feature.
 
-
-def _field_value(event: Event, field: str) -> Any:
-    if field.startswith("attributes."):
-        value = event.attributes.get(field[len("attributes.") :])
-        return value if isinstance(value, (str, int, bool)) else (None if value is None else str(value))
-    return getattr(event, field)
-
-
-def _insert(stamps: array[float], ts: float) -> int:
-    """Inserts ``ts`` keeping ``stamps`` sorted (appending in the usual in-order case); returns its index."""
-    if not stamps or stamps[-1] <= ts:
-        stamps.append(ts)
-        return len(stamps) - 1
-    i = bisect_right(stamps, ts)
-    stamps.insert(i, ts)
-    return i
-
-
-def _discard(stamps: array[float], ts: float) -> None:
-    i = bisect_left(stamps, ts)
-    if i < len(stamps) and stamps[i] == ts:
-        del stamps[i]
-
-
-class _Aggregate(ABC):
-    """One declared feature's state: key → time-sorted history within the window.
-
-    Timestamps live in ``array('d')``: compact, and not tracked by Python's garbage collector, whose
-    full collections would otherwise walk every key of every feature (pauses of hundreds of ms).
+    ``total_n`` and ``total_x`` hold the sums over indexes ``[start, end)``: the buckets in
+    ``(cur - width, cur]``.
     """
 
-    __slots__ = ("entity_index", "fields", "filter_index", "series", "spec", "window")
-
-    def __init__(self, spec: FeatureSpec, filter_index: int | None) -> None:
-        self.spec = spec
-        self.fields = spec.entity_fields
-        self.window = float(spec.window_seconds)
-        self.filter_index = filter_index
-        self.entity_index = 0
-        self.series: dict[Any, Any] = {}
-
-    def contribution(self, event: Event) -> Any:
-        return 1
-
-    @abstractmethod
-    def value(self, key: Any, ts: float, current: Any | None) -> Any:
-        """The aggregate over ``(ts - window, ts]`` for ``key``, plus ``current``'s contribution if given."""
-
-    @abstractmethod
-    def add(self, key: Any, ts: float, contribution: Any, horizon: float) -> None:
-        """Folds one event in; history older than ``horizon`` may be forgotten."""
-
-    @abstractmethod
-    def remove(self, key: Any, ts: float, contribution: Any) -> None:
-        """Takes back one contribution made by ``add`` (a decision whose recording failed)."""
-
-
-class _Count(_Aggregate):
-    """key → array of event times."""
-
-    __slots__ = ()
-
-    def value(self, key: Any, ts: float, current: Any | None) -> int:
-        stamps = self.series.get(key)
-        n = 0
-        if stamps:
-            hi = len(stamps) if stamps[-1] <= ts else bisect_right(stamps, ts)
-            n = hi - bisect_right(stamps, ts - self.window)
-        return n + (1 if current is not None else 0)
-
-    def add(self, key: Any, ts: float, contribution: Any, horizon: float) -> None:
-        stamps = self.series.get(key)
-        if stamps is None:
-            stamps = self.series[key] = array("d")
-        _insert(stamps, ts)
-        if stamps[0] < horizon:
-            del stamps[: bisect_right(stamps, horizon)]
-
-    def remove(self, key: Any, ts: float, contribution: Any) -> None:
-        stamps = self.series.get(key)
-        if stamps:
-            _discard(stamps, ts)
-
-
-class _Amounts(_Aggregate):
-    """key → (array of event times, list of exact amounts in the same order): sum, min, max, avg."""
-
-    __slots__ = ()
-
-    def contribution(self, event: Event) -> Any:
-        return event.amount
-
-    def window_amounts(self, key: Any, ts: float) -> list[Decimal]:
-        state = self.series.get(key)
-        if not state or not state[0]:
-            return []
-        stamps, amounts = state
-        hi = len(stamps) if stamps[-1] <= ts else bisect_right(stamps, ts)
-        lo = bisect_right(stamps, ts - self.window)
-        return amounts[lo:hi] if hi > lo else []
-
-    def add(self, key: Any, ts: float, contribution: Any, horizon: float) -> None:
-        state = self.series.get(key)
-        if state is None:
-            state = self.series[key] = (array("d"), [])
-        stamps, amounts = state
-        amounts.insert(_insert(stamps, ts), contribution)
-        if stamps[0] < horizon:
-            cut = bisect_right(stamps, horizon)
-            del stamps[:cut]
-            del amounts[:cut]
-
-    def remove(self, key: Any, ts: float, contribution: Any) -> None:
-        state = self.series.get(key)
-        if not state:
-            return
-        stamps, amounts = state
-        for i in range(bisect_left(stamps, ts), bisect_right(stamps, ts)):
-            if amounts[i] == contribution:
-                del stamps[i]
-                del amounts[i]
-                return
-
-
-class _Sum(_Amounts):
-    __slots__ = ()
-
-    def value(self, key: Any, ts: float, current: Any | None) -> Decimal:
-        total = sum(self.window_amounts(key, ts), Decimal(0))
-        return total + current if current is not None else total
-
-
-class _Min(_Amounts):
-    __slots__ = ()
-
-    def value(self, key: Any, ts: float, current: Any | None) -> Decimal | None:
-        amounts = self.window_amounts(key, ts)
-        if current is not None:
-            amounts = [*amounts, current]
-        return min(amounts) if amounts else None
-
-
-class _Max(_Amounts):
-    __slots__ = ()
-
-    def value(self, key: Any, ts: float, current: Any | None) -> Decimal | None:
-        amounts = self.window_amounts(key, ts)
-        if current is not None:
-            amounts = [*amounts, current]
-        return max(amounts) if amounts else None
-
-
-class _Avg(_Amounts):
-    __slots__ = ()
-
-    def value(self, key: Any, ts: float, current: Any | None) -> Decimal | None:
-        amounts = self.window_amounts(key, ts)
-        total = sum(amounts, Decimal(0))
-        n = len(amounts)
-        if current is not None:
-            total += current
-            n += 1
-        return total / n if n else None
-
-
-class _Seen(_Count):
-    """first_seen / last_seen: seconds from the first (or latest) matching event in the window to this one."""
-
-    __slots__ = ()
-
-    def value(self, key: Any, ts: float, current: Any | None) -> float | None:
-        stamps = self.series.get(key)
-        lo = hi = 0
-        if stamps:
-            hi = len(stamps) if stamps[-1] <= ts else bisect_right(stamps, ts)
-            lo = bisect_right(stamps, ts - self.window)
-        if hi <= lo:
-            return 0.0 if current is not None else None
-        if self.spec.aggregate == "first_seen":
-            return ts - stamps[lo]
-        return 0.0 if current is not None else ts - stamps[hi - 1]
-
-
-class _DistinctState:
-    """Per key: each value's times, each value's latest time, and those latest times sorted.
-
-    With the sorted latest times, the usual in-order question (no stored time after the event) is one
-    bisection: a value is inside ``(t - w, t]`` exactly when its latest time is after ``t - w``. An event
-    older than the key's newest time falls back to checking each value.
-    """
-
-    __slots__ = ("latest", "order", "stamps")
+    __slots__ = ("bs", "cur", "end", "ns", "start", "total_n", "total_x", "xs")
 
     def __init__(self) -> None:
-        self.stamps: dict[Any, array[float]] = {}
-        self.latest: dict[Any, float] = {}
-        self.order = array("d")
+        self.bs = array("q")
+        self.ns = array("q")
+        self.xs = array("q")
+        self.cur = -(1 << 62)
+        self.start = 0
+        self.end = 0
+        self.total_n = 0
+        self.total_x = 0
 
-    def add(self, value: Any, ts: float) -> None:
-        stamps = self.stamps.get(value)
-        if stamps is None:
-            stamps = self.stamps[value] = array("d")
-        _insert(stamps, ts)
-        old = self.latest.get(value)
-        if old is None or ts > old:
-            if old is not None:
-                _discard(self.order, old)
-            _insert(self.order, ts)
-            self.latest[value] = ts
+    def advance(self, hb: int, width: int) -> None:
+        """Moves the window's end to bucket ``hb`` (not before ``cur``), keeping the totals."""
+        bs, ns, xs = self.bs, self.ns, self.xs
+        end, start = self.end, self.start
+        count = len(bs)
+        while end < count and bs[end] <= hb:
+            self.total_n += ns[end]
+            self.total_x += xs[end]
+            end += 1
+        low = hb - width
+        while start < end and bs[start] <= low:
+            self.total_n -= ns[start]
+            self.total_x -= xs[start]
+            start += 1
+        self.start, self.end, self.cur = start, end, hb
 
-    def drop(self, value: Any) -> None:
-        del self.stamps[value]
-        _discard(self.order, self.latest.pop(value))
+    def evict(self, oldest: int) -> None:
+        """Drops buckets before ``oldest``."""
+        bs = self.bs
+        k = bisect_left(bs, oldest)
+        for i in range(self.start, min(k, self.end)):
+            self.total_n -= self.ns[i]
+            self.total_x -= self.xs[i]
+        del bs[:k]
+        del self.ns[:k]
+        del self.xs[:k]
+        self.start = max(0, self.start - k)
+        self.end = max(0, self.end - k)
 
-    def trim(self, horizon: float, value: Any) -> None:
-        if self.order and self.order[0] < horizon:
-            for gone in [v for v, last in self.latest.items() if last < horizon]:
-                self.drop(gone)
-        stamps = self.stamps.get(value)
-        if stamps and stamps[0] < horizon:
-            del stamps[: bisect_right(stamps, horizon)]
+    def span(self, hb: int, low: int) -> tuple[int, int]:
+        """Index range of the buckets in ``(low, hb]``."""
+        return bisect_right(self.bs, low), bisect_right(self.bs, hb)
+
+    def add(self, hb: int, n: int, x: int, kind: str, width: int) -> None:
+        """Folds ``n`` events with value ``x`` into bucket ``hb`` (``cur`` is at or after ``hb``)."""
+        bs = self.bs
+        inside = self.cur - width < hb <= self.cur
+        if bs and bs[-1] == hb:
+            i = len(bs) - 1
+        else:
+            i = len(bs) if not bs or bs[-1] < hb else bisect_left(bs, hb)
+            if i == len(bs) or bs[i] != hb:
+                bs.insert(i, hb)
+                self.ns.insert(i, 0)
+                self.xs.insert(i, _EMPTY[kind])
+                if inside:
+                    self.end += 1
+                elif hb <= self.cur - width:
+                    self.start += 1
+                    self.end += 1
+        self.ns[i] += n
+        if kind in _ADDITIVE:
+            self.xs[i] += x
+            if inside:
+                self.total_x += x
+        elif kind in _LOWEST:
+            self.xs[i] = min(self.xs[i], x)
+        else:
+            self.xs[i] = max(self.xs[i], x)
+        if inside:
+            self.total_n += n
+
+    def take(self, hb: int, n: int, x: int, kind: str) -> None:
+        """Takes back one event folded into bucket ``hb``."""
+        i = bisect_left(self.bs, hb)
+        if i >= len(self.bs) or self.bs[i] != hb:
+            return
+        in_window = self.start <= i < self.end
+        self.ns[i] -= n
+        if in_window:
+            self.total_n -= n
+        if kind in _ADDITIVE:
+            self.xs[i] -= x
+            if in_window:
+                self.total_x -= x
+        if self.ns[i] <= 0:  # an emptied bucket goes; a min/max of a bucket that keeps others stays
+            del self.bs[i]
+            del self.ns[i]
+            del self.xs[i]
+            if i < self.start:
+                self.start -= 1
+            if i < self.end:
+                self.end -= 1
 
 
-class _Distinct(_Aggregate):
-    __slots__ = ()
+_ADDITIVE = ("count", "sum", "avg")
+_LOWEST = ("min", "first_seen")
+_BIG = (1 << 63) - 1
+_EMPTY = {"count": 0, "sum": 0, "avg": 0, "min": _BIG, "first_seen": _BIG, "max": -_BIG, "last_seen": -_BIG}
 
-    def contribution(self, event: Event) -> Any:
-        return _field_value(event, self.spec.field or "")
 
-    def value(self, key: Any, ts: float, current: Any | None) -> int:
-        state: _DistinctState | None = self.series.get(key)
-        if state is None or not state.order:
-            return 0 if current is None else 1
-        start = ts - self.window
-        if state.order[-1] <= ts:  # nothing stored after this event: one bisection
-            n = len(state.order) - bisect_right(state.order, start)
-            if current is not None:
-                last = state.latest.get(current)
-                if last is None or last <= start:
+def _read(series: _Series, kind: str, hb: int, low: int, width: int) -> Any:
+    """The aggregate over buckets ``(low, hb]``."""
+    if hb >= series.cur and low == hb - width:
+        series.advance(hb, width)
+        i, j = series.start, series.end
+        if kind == "count":
+            return series.total_n
+        if kind == "sum":
+            return series.total_x
+        if kind == "avg":
+            return (series.total_x, series.total_n)
+    else:
+        i, j = series.span(hb, low)
+        if kind == "count":
+            return sum(series.ns[i:j])
+        if kind in ("sum", "avg"):
+            units = sum(series.xs[i:j])
+            return units if kind == "sum" else (units, sum(series.ns[i:j]))
+    if i >= j:
+        return None
+    if kind == "first_seen":
+        return series.xs[i]  # buckets partition time: the first bucket holds the earliest event
+    if kind == "last_seen":
+        return series.xs[j - 1]
+    return min(series.xs[i:j]) if kind == "min" else max(series.xs[i:j])
+
+
+class _Distinct:
+    """One key's distinct values: each value's buckets (with counts), and the sorted latest buckets."""
+
+    __slots__ = ("counts", "latest", "order", "sketches")
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[int, int]] = {}
+        self.latest: dict[str, int] = {}
+        self.order = array("q")
+        self.sketches: dict[int, HyperLogLog] | None = None
+
+    def read(self, hb: int, low: int, probe: str | None) -> int:
+        if self.sketches is not None:
+            merged = HyperLogLog(p=HLL_P)
+            for bucket, sketch in self.sketches.items():
+                if low < bucket <= hb:
+                    merged.merge(sketch)
+            if probe is not None:
+                merged.update(probe.encode())
+            return round(merged.count())
+        order = self.order
+        if order and order[-1] <= hb:  # nothing stored after this event: one bisection
+            n = len(order) - bisect_right(order, low)
+            if probe is not None:
+                last = self.latest.get(probe)
+                if last is None or last <= low:
                     n += 1
             return n
-        seen = set()
-        for value, stamps in state.stamps.items():
-            i = bisect_right(stamps, start)
-            if i < len(stamps) and stamps[i] <= ts:
-                seen.add(value)
-        if current is not None:
-            seen.add(current)
-        return len(seen)
+        n = 0
+        for value, buckets in self.counts.items():
+            if value != probe and any(low < b <= hb for b in buckets):
+                n += 1
+        return n + (probe is not None)
 
-    def add(self, key: Any, ts: float, contribution: Any, horizon: float) -> None:
-        state = self.series.get(key)
-        if state is None:
-            state = self.series[key] = _DistinctState()
-        state.add(contribution, ts)
-        state.trim(horizon, contribution)
-
-    def remove(self, key: Any, ts: float, contribution: Any) -> None:
-        state: _DistinctState | None = self.series.get(key)
-        if state is None or contribution not in state.stamps:
+    def add(self, hb: int, value: str, limit: int) -> None:
+        if self.sketches is not None:
+            sketch = self.sketches.get(hb)
+            if sketch is None:
+                sketch = self.sketches[hb] = HyperLogLog(p=HLL_P)
+            sketch.update(value.encode())
             return
-        stamps = state.stamps[contribution]
-        _discard(stamps, ts)
-        state.drop(contribution)
-        if stamps:  # put the value back with its remaining times
-            for stamp in stamps:
-                state.add(contribution, stamp)
+        buckets = self.counts.get(value)
+        if buckets is None:
+            buckets = self.counts[value] = {}
+        buckets[hb] = buckets.get(hb, 0) + 1
+        old = self.latest.get(value)
+        if old is None or hb > old:
+            if old is not None:
+                del self.order[bisect_left(self.order, old)]
+            self.order.insert(bisect_right(self.order, hb), hb)
+            self.latest[value] = hb
+        if len(self.counts) > limit:
+            self._to_sketches()
+
+    def _to_sketches(self) -> None:
+        sketches: dict[int, HyperLogLog] = {}
+        for value, buckets in self.counts.items():
+            token = value.encode()
+            for bucket in buckets:
+                sketch = sketches.get(bucket)
+                if sketch is None:
+                    sketch = sketches[bucket] = HyperLogLog(p=HLL_P)
+                sketch.update(token)
+        self.sketches = sketches
+        self.counts, self.latest, self.order = {}, {}, array("q")
+
+    def take(self, hb: int, value: str) -> None:
+        """Takes back one event (sketches cannot forget: a sketched key keeps it until its bucket expires)."""
+        buckets = self.counts.get(value)
+        if buckets is None or hb not in buckets:
+            return
+        buckets[hb] -= 1
+        if buckets[hb] == 0:
+            del buckets[hb]
+            self._relatest(value)
+
+    def _relatest(self, value: str) -> None:
+        del self.order[bisect_left(self.order, self.latest.pop(value))]
+        buckets = self.counts[value]
+        if not buckets:
+            del self.counts[value]
+            return
+        top = max(buckets)
+        self.latest[value] = top
+        self.order.insert(bisect_right(self.order, top), top)
+
+    def evict(self, oldest: int) -> None:
+        if self.sketches is not None:
+            for bucket in [b for b in self.sketches if b < oldest]:
+                del self.sketches[bucket]
+            return
+        if not self.order or self.order[0] >= oldest:
+            return
+        for value in [v for v, last in self.latest.items() if last < oldest]:
+            del self.order[bisect_left(self.order, self.latest.pop(value))]
+            del self.counts[value]
+
+    def empty(self) -> bool:
+        return not self.sketches if self.sketches is not None else not self.counts
+
+    def newest(self) -> int:
+        if self.sketches is not None:
+            return max(self.sketches, default=-(1 << 62))
+        return self.order[-1] if self.order else -(1 << 62)
 
 
-class Prepared(NamedTuple):
-    event: Event
-    ts: float
-    matches: list[bool]
-    keys: list[Any]
+class MemoryFeatureEngine(FeatureEngine):
+    """Feature state in this process's memory (see the module docstring)."""
 
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._state: list[dict[str, Any]] = []
+        self.watermark: int | None = None
+        self._seen: dict[str, int] = {}
+        self._folded = 0
+        self._sweep_next = 0
 
-_KINDS: dict[str, type[_Aggregate]] = {
-    "count": _Count,
-    "sum": _Sum,
-    "min": _Min,
-    "max": _Max,
-    "avg": _Avg,
-    "distinct": _Distinct,
-    "first_seen": _Seen,
-    "last_seen": _Seen,
-}
+    def _redeclare(self, features: list[Feature], previous: list[Feature | None]) -> None:
+        old = {f.index: state for f, state in zip(self.features, self._state, strict=True)}
+        self._state = [{} if p is None else old[p.index] for p in previous]
 
+    # ------------------------------------------------------------------ the per-event step
+    def _oldest(self, feature: Feature) -> int:
+        """The oldest bucket any event may still read."""
+        if self.watermark is None:
+            return -(1 << 62)
+        return (self.watermark - self.lateness_us) // feature.g_us - feature.width + 1
 
-class MemoryFeatureEngine:
-    """Computes declared features for an event and folds the event into their state."""
-
-    def __init__(self, *, lateness_seconds: float = 3600.0, published: PublishedIndex | None = None) -> None:
-        self.lateness = lateness_seconds
-        self.published = published or PublishedIndex()
-        self._by_signature: dict[tuple[object, ...], _Aggregate] = {}
-        self._binding: dict[int, tuple[Sequence[FeatureSpec], Any, Any]] = {}
-        self._filters: ExpressionSet | None = None
-        self._filter_sources: list[str] = []
-        self._entities: list[tuple[str, ...]] = []
-        self._watermark = float("-inf")
-
-    @property
-    def max_window_seconds(self) -> int:
-        return max((a.spec.window_seconds for a in self._by_signature.values()), default=0)
-
-    def declare(self, specs: Iterable[FeatureSpec], event_env: Environment) -> list[FeatureSpec]:
-        """Makes the engine maintain ``specs`` (kept with their state if declared before).
-
-        Returns the specs that are new, whose state must be backfilled from the event log.
-        """
-        specs = list(specs)
-        wanted = {spec.signature: spec for spec in specs if spec.stateful}
-        new = [spec for sig, spec in wanted.items() if sig not in self._by_signature]
-        kept = {sig: agg for sig, agg in self._by_signature.items() if sig in wanted}
-        sources: list[str] = []
-        for spec in wanted.values():
-            if spec.when and spec.when not in sources:
-                sources.append(spec.when)
-        for sig, spec in wanted.items():
-            index = sources.index(spec.when) if spec.when else None
-            if sig in kept:
-                kept[sig].filter_index = index
-            else:
-                kept[sig] = _KINDS[spec.aggregate](spec, index)
-        self._by_signature = kept
-        self._entities = list(dict.fromkeys(agg.fields for agg in kept.values()))
-        for spec in specs:
-            if spec.aggregate == "published" and spec.entity_fields not in self._entities:
-                self._entities.append(spec.entity_fields)
-        for agg in kept.values():
-            agg.entity_index = self._entities.index(agg.fields)
-        self._binding = {}
-        self._filter_sources = sources
-        self._filters = event_env.compile_set([(s, f"feature filter {s!r}") for s in sources])
-        return new
-
-    @property
-    def compile_seconds(self) -> float:
-        return 0.0 if self._filters is None else self._filters.compile_seconds
-
-    def filter_matches(self, event_vars: dict[str, Any]) -> list[bool]:
-        """Which declared ``when`` filters the event passes (evaluated once, used by compute and observe)."""
-        if not self._filter_sources or self._filters is None:
-            return []
-        return [r is True for r in self._filters.evaluate(event_vars)]
-
-    def prepare(self, event: Event, event_vars: dict[str, Any]) -> Prepared:
-        """What compute and observe both need of an event, worked out once: its time, the filters it
-        passes, and its value of each entity the features are keyed by."""
-        return Prepared(
-            event,
-            event.occurred_at.timestamp(),
-            self.filter_matches(event_vars),
-            [_key(event, fields) for fields in self._entities],
-        )
-
-    def compute(self, prepared: Prepared, specs: Sequence[FeatureSpec]) -> dict[str, Any]:
-        """Feature values for the event as the given specs name them (state is not changed)."""
-        event, ts, matches, keys = prepared
-        values: dict[str, Any] = {}
-        bound, published, ratios = self._bound(specs)
-        for name, aggregate, include_current in bound:
-            key = keys[aggregate.entity_index]
+    def _exchange(self, prepared: Prepared, probes: list[Any], fold: bool) -> tuple[list[Any], bool]:
+        t_us, keys, items = prepared.t_us, prepared.keys, prepared.items
+        watermark = self.watermark
+        late = watermark is not None and t_us < watermark - self.lateness_us
+        event_id = prepared.event.event_id
+        seen = self._seen.get(event_id)
+        duplicate = seen is not None and watermark is not None and seen >= watermark - self.lateness_us
+        fold = fold and not late and not duplicate
+        aggregates: list[Any] = []
+        for feature, state in zip(self.features, self._state, strict=True):
+            key = keys[feature.entity]
             if key is None:
-                continue  # the event lacks the entity: the feature is unknown, not zero
-            current = None
-            if include_current and (aggregate.filter_index is None or matches[aggregate.filter_index]):
-                current = aggregate.contribution(event)
-            value = aggregate.value(key, ts, current)
-            if value is not None:  # None: nothing in the window to take a minimum (etc.) of: unknown
-                values[name] = value
-        for name, source, index in published:
-            key = keys[index]
-            if key is not None:
-                found = self.published.get(source, key)
-                if found is not None:
-                    values[name] = found
-        for name, numerator, denominator in ratios:
-            top, bottom = values.get(numerator), values.get(denominator)
-            if top is not None and bottom:
-                values[name] = Decimal(top) / Decimal(bottom)
-        return values
-
-    def _bound(self, specs: Sequence[FeatureSpec]) -> tuple[list[Any], list[Any], list[Any]]:
-        """A strategy's feature list resolved once: (name, state, include_current) of each stateful
-        feature, (name, source, entity index) of each published one, (name, numerator, denominator) of
-        each ratio."""
-        cached = self._binding.get(id(specs))
-        if cached is not None and cached[0] is specs:
-            return cached[1]
-        bound = [
-            (spec.name, self._by_signature[spec.signature], spec.include_current) for spec in specs if spec.stateful
-        ]
-        published = [
-            (spec.name, spec.source, self._entities.index(spec.entity_fields))
-            for spec in specs
-            if spec.aggregate == "published"
-        ]
-        ratios = [(spec.name, spec.of[0], spec.of[1]) for spec in specs if spec.derived and spec.of]
-        self._binding[id(specs)] = (specs, (bound, published, ratios))
-        return bound, published, ratios
-
-    def observe(self, prepared: Prepared) -> None:
-        """Folds the event into every maintained feature whose filter it passes."""
-        event, ts, matches, keys = prepared
-        if ts > self._watermark:
-            self._watermark = ts
-        for aggregate in self._by_signature.values():
-            if aggregate.filter_index is not None and not matches[aggregate.filter_index]:
+                aggregates.append(None)
                 continue
-            key = keys[aggregate.entity_index]
-            if key is None:
+            g = feature.g_us
+            hb = t_us // g
+            width = feature.width
+            low = hb - width
+            if late:
+                low = max(low, self._oldest(feature) - 1)
+            item = items[feature.index]
+            series = state.get(key)
+            if feature.kind == "distinct":
+                if series is None:
+                    probe = None if duplicate else probes[feature.index]
+                    aggregates.append(0 if probe is None else 1)
+                    if fold and item is not None:
+                        series = state[key] = _Distinct()
+                        series.add(hb, item, self.distinct_exact_limit)
+                    continue
+                if watermark is not None and (series.sketches is not None or (series.order and series.order[0] < low)):
+                    series.evict(self._oldest(feature))
+                aggregates.append(series.read(hb, low, None if duplicate else probes[feature.index]))
+                if fold and item is not None:
+                    series.add(hb, item, self.distinct_exact_limit)
                 continue
-            contribution = aggregate.contribution(event)
-            if contribution is None:
+            kind = feature.kind
+            if series is None:
+                aggregates.append(_NOTHING[kind])
+                if fold and item is not None:
+                    series = state[key] = _Series()
+                    series.advance(hb, width)
+                    series.add(hb, 1, _x(kind, item, t_us), kind, width)
                 continue
-            aggregate.add(key, ts, contribution, self._watermark - aggregate.window - self.lateness)
+            if watermark is not None and series.bs and series.bs[0] < low:
+                oldest = self._oldest(feature)
+                if series.bs[0] < oldest:
+                    series.evict(oldest)
+            aggregates.append(_read(series, kind, hb, low, width))
+            if fold and item is not None:
+                if hb > series.cur:
+                    series.advance(hb, width)
+                series.add(hb, 1, _x(kind, item, t_us), kind, width)
+        if fold:
+            self._seen[event_id] = t_us
+            if watermark is None or t_us > watermark:
+                self.watermark = t_us
+            self._folded += 1
+            if self._folded % SWEEP_EVERY == 0:
+                self._sweep()
+        elif late:
+            self.late_events += 1
+        elif duplicate:
+            self.duplicate_events += 1
+        return aggregates, duplicate
 
+    def _sweep(self) -> None:
+        """Drops one feature's keys whose every bucket is too old to be read, and forgotten event ids."""
+        if self.watermark is None or not self.features:
+            return
+        horizon = self.watermark - self.lateness_us
+        if self._sweep_next == 0:
+            self._seen = {k: t for k, t in self._seen.items() if t >= horizon}
+        index = self._sweep_next % len(self.features)
+        self._sweep_next = (self._sweep_next + 1) % len(self.features)
+        feature, state = self.features[index], self._state[index]
+        oldest = self._oldest(feature)
+        if feature.kind == "distinct":
+            keep = {k: s for k, s in state.items() if s.newest() >= oldest}
+        else:
+            keep = {k: s for k, s in state.items() if s.bs and s.bs[-1] >= oldest}
+        self._state[index] = keep
+
+    # ------------------------------------------------------------------ retraction and rebuild
     def retract(self, event: Event, event_vars: dict[str, Any]) -> None:
-        """Undoes ``observe(event)``: the event's decision could not be recorded, so it never happened."""
-        _, ts, matches, keys = self.prepare(event, event_vars)
-        for aggregate in self._by_signature.values():
-            if aggregate.filter_index is not None and not matches[aggregate.filter_index]:
+        prepared = self.prepare(event, event_vars)
+        self._seen.pop(event.event_id, None)
+        for feature, state in zip(self.features, self._state, strict=True):
+            key = prepared.keys[feature.entity]
+            item = prepared.items[feature.index]
+            series = None if key is None or item is None else state.get(key)
+            if series is None:
                 continue
-            key = keys[aggregate.entity_index]
-            contribution = None if key is None else aggregate.contribution(event)
-            if contribution is not None:
-                aggregate.remove(key, ts, contribution)
+            hb = prepared.t_us // feature.g_us
+            if feature.kind == "distinct":
+                series.take(hb, item)
+                if series.empty():
+                    del state[key]
+            else:
+                series.take(hb, 1, _x(feature.kind, item, prepared.t_us), feature.kind)
+                if not series.bs:
+                    del state[key]
 
     def backfill(self, specs: Iterable[FeatureSpec], events: Iterable[tuple[Event, dict[str, Any]]]) -> int:
-        """Replays logged events into the state of ``specs`` only (new declarations after a publish)."""
-        targets = [self._by_signature[s.signature] for s in specs]
+        """Folds logged events into the given (new) features only, leaving the others as they are.
+
+        History is folded whole (nothing in it is late or a duplicate for a feature that saw none of it).
+        """
+        wanted = {spec.signature for spec in specs}
+        subset = [f.index for f in self.features if f.spec.signature in wanted]
         count = 0
         for event, event_vars in events:
-            matches = self.filter_matches(event_vars)
-            ts = event.occurred_at.timestamp()
-            if ts > self._watermark:
-                self._watermark = ts
-            for aggregate in targets:
-                if aggregate.filter_index is not None and not matches[aggregate.filter_index]:
-                    continue
-                key = _key(event, aggregate.fields)
-                contribution = None if key is None else aggregate.contribution(event)
-                if contribution is not None:
-                    aggregate.add(key, ts, contribution, self._watermark - aggregate.window - self.lateness)
+            prepared = self.prepare(event, event_vars)
+            for index in subset:
+                self._fold(self.features[index], self._state[index], prepared)
             count += 1
         return count
 
+    def _fold(self, feature: Feature, state: dict[str, Any], prepared: Prepared) -> None:
+        key = prepared.keys[feature.entity]
+        item = prepared.items[feature.index]
+        if key is None or item is None:
+            return
+        hb = prepared.t_us // feature.g_us
+        series = state.get(key)
+        if feature.kind == "distinct":
+            if series is None:
+                series = state[key] = _Distinct()
+            series.add(hb, item, self.distinct_exact_limit)
+            return
+        if series is None:
+            series = state[key] = _Series()
+        if hb > series.cur:
+            series.advance(hb, feature.width)
+        series.add(hb, 1, _x(feature.kind, item, prepared.t_us), feature.kind, feature.width)
+
     def size(self) -> int:
-        return sum(len(a.series) for a in self._by_signature.values())
+        """Keys held, over all features."""
+        return sum(len(state) for state in self._state)
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self, path: Path, *, position: Any = None) -> None:
+        """Writes the whole state to ``path`` atomically; ``position`` records how far into the event log
+        it reaches (the caller's choice: e.g. the latest decision time folded)."""
+        payload = {
+            "format": SNAPSHOT_FORMAT,
+            "position": position,
+            "watermark": self.watermark,
+            "seen": self._seen,
+            "lateness_us": self.lateness_us,
+            "distinct_exact_limit": self.distinct_exact_limit,
+            "state": {f.spec.signature: s for f, s in zip(self.features, self._state, strict=True)},
+        }
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        with open(temporary, "wb") as handle:
+            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.flush()
+        temporary.replace(path)
+
+    def restore(self, path: Path) -> tuple[Any, list[FeatureSpec]]:
+        """Loads a snapshot written by ``snapshot`` into the declared features. Returns its position and
+        the declared specs it held no state for (to be backfilled). Snapshots are trusted files (pickle):
+        keep them where only the service writes."""
+        with open(path, "rb") as handle:
+            payload = _SnapshotUnpickler(handle).load()
+        if payload.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"{path}: not a feature snapshot of format {SNAPSHOT_FORMAT}")
+        stored = payload["state"]
+        missing = []
+        for index, feature in enumerate(self.features):
+            state = stored.get(feature.spec.signature)
+            if state is None:
+                missing.append(feature.spec)
+                self._state[index] = {}
+            else:
+                self._state[index] = state
+        self.watermark = payload["watermark"]
+        self._seen = payload["seen"]
+        return payload["position"], missing
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    """Loads only what a snapshot holds: riskguard's state classes, arrays, sketches, numpy arrays."""
+
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("riskguard.features.memory", "_Series"),
+        ("riskguard.features.memory", "_Distinct"),
+        ("array", "array"),
+        ("array", "_array_reconstructor"),
+        ("datasketch.hyperloglog", "HyperLogLog"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("builtins", "tuple"),
+        ("builtins", "frozenset"),
+        ("builtins", "set"),
+        ("datasketch.hashfunc", "sha1_hash32"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"a feature snapshot may not hold {module}.{name}")
+        return super().find_class(module, name)
+
+
+_NOTHING = {
+    "count": 0,
+    "sum": 0,
+    "avg": (0, 0),
+    "min": None,
+    "max": None,
+    "first_seen": None,
+    "last_seen": None,
+}
+
+
+def _x(kind: str, item: Any, t_us: int) -> int:
+    """The per-bucket value an event adds: amount units, or its time for first_seen / last_seen."""
+    if kind in ("first_seen", "last_seen"):
+        return t_us
+    return 0 if kind == "count" else item
+
+
+__all__ = ["MemoryFeatureEngine", "Prepared"]

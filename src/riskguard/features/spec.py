@@ -17,6 +17,13 @@ WINDOW = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_WINDOW_S = 60
 MAX_WINDOW_S = 180 * 86400
+#: Bucket sizes (seconds) a window is cut into; the default is the largest one that divides the window
+#: into at least ``TARGET_BUCKETS`` buckets. Window edges are accurate to one bucket.
+NICE_GRANULARITIES = (1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+TARGET_BUCKETS = 60
+MAX_BUCKETS = 10_000
+#: Amounts enter feature state as integers of 1/10,000 (exact on every back end, Redis's Lua included).
+AMOUNT_SCALE = 10_000
 
 #: Aggregate → CEL type of its value.
 AGGREGATES: dict[str, str] = {
@@ -63,6 +70,7 @@ class FeatureSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=
     include_current: bool = True
     of: list[str] | None = None
     source: str | None = None
+    granularity: str | None = None
     description: str = ""
 
     @functools.cached_property
@@ -77,6 +85,20 @@ class FeatureSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=
             return 0
         return parse_window(self.window, where=f"features.{self.name}.window")
 
+    @functools.cached_property
+    def granularity_seconds(self) -> int:
+        """Bucket size: window edges are accurate to this many seconds."""
+        if self.window is None:
+            return 0
+        if self.granularity is not None:
+            return parse_granularity(self.granularity, self.window_seconds, where=f"features.{self.name}.granularity")
+        return default_granularity(self.window_seconds)
+
+    @property
+    def buckets(self) -> int:
+        """How many buckets the window spans."""
+        return self.window_seconds // self.granularity_seconds
+
     @property
     def derived(self) -> bool:
         """Computed from other features of the event, with no state of its own."""
@@ -90,7 +112,15 @@ class FeatureSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=
     @functools.cached_property
     def signature(self) -> tuple[object, ...]:
         """What makes two declarations compute the same state, whatever they are named."""
-        return (self.entity_fields, self.aggregate, self.window_seconds, self.field, self.when, self.include_current)
+        return (
+            self.entity_fields,
+            self.aggregate,
+            self.window_seconds,
+            self.granularity_seconds,
+            self.field,
+            self.when,
+            self.include_current,
+        )
 
     @property
     def cel_type(self) -> str:
@@ -107,6 +137,27 @@ def parse_window(text: str, *, where: str) -> int:
     return seconds
 
 
+def default_granularity(window_seconds: int) -> int:
+    """The largest nice bucket size that cuts the window into at least TARGET_BUCKETS whole buckets."""
+    best = 1
+    for size in NICE_GRANULARITIES:
+        if size * TARGET_BUCKETS <= window_seconds and window_seconds % size == 0:
+            best = size
+    return best
+
+
+def parse_granularity(text: str, window_seconds: int, *, where: str) -> int:
+    match = WINDOW.match(str(text).strip())
+    if not match:
+        raise StrategyError(f"{where}: {text!r} is not a duration; write e.g. 1s, 1m, 1h")
+    size = int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    if size < 1 or window_seconds % size:
+        raise StrategyError(f"{where}: {text!r} must divide the window ({window_seconds} s) into whole buckets")
+    if window_seconds // size > MAX_BUCKETS:
+        raise StrategyError(f"{where}: {text!r} cuts the window into more than {MAX_BUCKETS:,} buckets")
+    return size
+
+
 def check_spec(spec: FeatureSpec, index: int) -> None:
     where = f"features[{index}] ({spec.name})"
     if not NAME.match(spec.name):
@@ -114,7 +165,7 @@ def check_spec(spec: FeatureSpec, index: int) -> None:
     if spec.aggregate == "ratio":
         if spec.of is None or len(spec.of) != 2:
             raise StrategyError(f"{where}.of: a ratio names two features: of: [numerator, denominator]")
-        for other in ("entity", "window", "field", "when"):
+        for other in ("entity", "window", "field", "when", "granularity"):
             if getattr(spec, other) is not None:
                 raise StrategyError(f"{where}.{other}: a ratio takes only `of` (its features have their own)")
         return
@@ -125,7 +176,7 @@ def check_spec(spec: FeatureSpec, index: int) -> None:
             raise StrategyError(f"{where}.source: name what was published, as <namespace>.<name> (e.g. graph.risk)")
         if len(spec.entity_fields) != 1 or spec.entity_fields[0] not in KEY_FIELDS:
             raise StrategyError(f"{where}.entity: a published feature is looked up by one of {', '.join(KEY_FIELDS)}")
-        for other in ("window", "field", "when"):
+        for other in ("window", "field", "when", "granularity"):
             if getattr(spec, other) is not None:
                 raise StrategyError(f"{where}.{other}: a published feature takes only source and entity")
         return
@@ -139,6 +190,7 @@ def check_spec(spec: FeatureSpec, index: int) -> None:
         if field not in KEY_FIELDS:
             raise StrategyError(f"{where}.entity: {field!r} is not a key field; use one of {', '.join(KEY_FIELDS)}")
     spec.window_seconds  # noqa: B018 - validates the window
+    spec.granularity_seconds  # noqa: B018 - validates the granularity
     if spec.aggregate in TIME_AGGREGATES:
         if spec.field is not None:
             raise StrategyError(f"{where}.field: {spec.aggregate} takes no field (filter with `when`)")
