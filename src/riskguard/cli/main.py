@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from riskguard.consortium.cli import app as consortium_app
 from riskguard.errors import RiskguardError
 
 
@@ -41,6 +42,7 @@ list_app = typer.Typer(help="Manage block, allow and watch lists.", no_args_is_h
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(strategy_app, name="strategy")
 app.add_typer(list_app, name="list")
+app.add_typer(consortium_app, name="consortium")
 
 ACTOR = f"cli:{getpass.getuser()}"
 
