@@ -279,6 +279,10 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
     async def metrics() -> Response:
         return PlainTextResponse(guard.metrics.render().decode(), media_type="text/plain; version=0.0.4")
 
+    from riskguard.tracing.http import router as tracing_router
+    from riskguard.tracing.service import TraceService
+
+    app.include_router(tracing_router(TraceService(guard), auth, read_body, _json, _schema))
     _merge_components(app)
     return app
 

@@ -15,6 +15,7 @@ import typer
 
 from riskguard.consortium.cli import app as consortium_app
 from riskguard.errors import RiskguardError
+from riskguard.tracing.cli import app as trace_app
 
 
 def _errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,6 +44,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(strategy_app, name="strategy")
 app.add_typer(list_app, name="list")
 app.add_typer(consortium_app, name="consortium")
+app.add_typer(trace_app, name="trace")
 
 ACTOR = f"cli:{getpass.getuser()}"
 

@@ -1,0 +1,162 @@
+"""How well tracing works on a simulated world, against its ground truth (``riskguard trace world``).
+
+For the victims of one typology (telecom fraud by default), with reports at the simulated report times:
+
+- **traced to the gang's mule accounts**: where the trace says each victim's money ended up — held on an
+  account, escaped from it, or stopped there by a limit — and which share of the reported loss ended on
+  accounts that the truth lists as that victim's gang's mules (``truth.parquet``). ``trail at mule
+  accounts`` is the share of all traced money received (every hop) that was received by those accounts.
+- **frozen before it escaped**: each report triggers a trace of every report made so far, as of that
+  report's time (what investigators know then), and a stop-payment on the accounts holding traced money;
+  what is held then for the reporting victim counts as frozen for them. The share is frozen / reported loss.
+- **recovery per victim**: the frozen money, pooled per account over all reports, is planned for return
+  (direct where one victim's money is on the account, pro rata by loss where several are mixed), and
+  each victim's recovery rate is returned / loss.
+
+The world replays open loop (money frozen at a report time still moves in the ledger afterwards), so each
+victim's frozen amount is counted once, at their own report.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from riskguard.errors import ValidationFailed
+from riskguard.tracing.ledger import Ledger
+from riskguard.tracing.money import money
+from riskguard.tracing.reports import Victim, resolve
+from riskguard.tracing.returns import Claim, plan_returns
+from riskguard.tracing.sources import ledger_from_world, reports_from_world
+from riskguard.tracing.tracer import Tracer
+
+
+def mule_accounts(world: Path) -> dict[str, set[str]]:
+    """Gang id → its mule accounts (every role naming a mule: layer mules, bought, rented, recruited)."""
+    truth = pl.read_parquet(world / "truth.parquet").filter(
+        (pl.col("entity_kind") == "account") & pl.col("role").str.contains("mule")
+    )
+    out: dict[str, set[str]] = defaultdict(set)
+    for gang, account in truth.select("gang_id", "entity_value").iter_rows():
+        out[gang].add(account)
+    return out
+
+
+def evaluate_world(
+    world: Path, tracer: Tracer, *, typology: str | None = "telecom_fraud", ledger: Ledger | None = None
+) -> dict[str, Any]:
+    ledger = ledger or ledger_from_world(world)
+    reports, rows = reports_from_world(world, typology)
+    if not reports:
+        raise ValidationFailed(
+            [{"loc": ["world"], "type": "value_error", "msg": f"{world} has no victim reports of {typology}"}]
+        )
+    victims = resolve(ledger, reports, loc=("victim_reports",))
+    gang_of = dict(zip(rows["report_id"].to_list(), rows["gang_id"].to_list(), strict=True))
+    mules = mule_accounts(world)
+    mule_codes = {
+        v.index: {c for a in mules.get(gang_of[v.report_id], ()) if (c := ledger.code(a)) >= 0} for v in victims
+    }
+
+    # where the money went: one trace of every report, as of the last report
+    final = tracer.run(ledger, victims).trace
+    ended: dict[int, int] = defaultdict(int)
+    for code, holding in final.holdings.items():
+        for victim, amount in holding.taint.items():
+            if code in mule_codes[victim]:
+                ended[victim] += amount
+    for _row, account, victim, amount in final.escapes:
+        if account in mule_codes[victim]:
+            ended[victim] += amount
+    for _row, source, _to, victim, amount, _why in final.stops:
+        if source in mule_codes[victim]:
+            ended[victim] += amount
+    trail_total = trail_mules = 0
+    for code, holding in final.holdings.items():
+        for victim, amount in holding.in_by.items():
+            trail_total += amount
+            if code in mule_codes[victim]:
+                trail_mules += amount
+    deepest = max((h for holding in final.holdings.values() for h in holding.hop.values()), default=0)
+
+    # what a stop-payment at each report time would have secured
+    frozen_at: dict[tuple[int, int], int] = defaultdict(int)
+    frozen_v: dict[int, int] = defaultdict(int)
+    escaped_v: dict[int, int] = defaultdict(int)
+    by_time: dict[int, list[Victim]] = defaultdict(list)
+    for victim in victims:
+        by_time[victim.reported_ms].append(victim)
+    known: list[Victim] = []
+    traces = 0
+    for when in sorted(by_time):
+        known.extend(by_time[when])
+        outcome = tracer.run(ledger, known, as_of=when)
+        traces += 1
+        now = {v.index for v in by_time[when]}
+        for order in outcome.orders:
+            for victim, amount in order.by_victim.items():
+                if victim in now:
+                    frozen_at[(order.account, victim)] += amount
+                    frozen_v[victim] += amount
+        for _row, _account, victim, amount in outcome.trace.escapes:
+            if victim in now:
+                escaped_v[victim] += amount
+    pools: dict[int, dict[int, int]] = defaultdict(dict)
+    for (account, victim), amount in frozen_at.items():
+        pools[account][victim] = amount
+    frozen_list = sorted(
+        ((account, sum(parts.values()), parts) for account, parts in pools.items()), key=lambda f: (-f[1], f[0])
+    )
+    plan = plan_returns(
+        frozen_list, [Claim(v.index, v.loss, v.recovered) for v in victims], rising_tide=tracer.rising_tide
+    )
+    returned = {v.index: plan.direct.get(v.index, 0) + plan.pooled.get(v.index, 0) for v in victims}
+    rates = [returned[v.index] / v.loss for v in victims]
+    loss = sum(v.loss for v in victims)
+    per_victim = [
+        {
+            "report_id": v.report_id,
+            "victim_account": v.account,
+            "gang_id": gang_of[v.report_id],
+            "loss": money(v.loss),
+            "traced_to_mules": money(ended[v.index]),
+            "escaped_by_report": money(escaped_v[v.index]),
+            "frozen": money(frozen_v[v.index]),
+            "returned": money(returned[v.index]),
+            "recovery_rate": round(returned[v.index] / v.loss, 6),
+        }
+        for v in victims
+    ]
+    return {
+        "world": str(world),
+        "typology": typology or "all",
+        "rule": tracer.rule,
+        "max_hops": tracer.max_hops,
+        "balance_basis": ledger.basis.describe(),
+        "reports": len(victims),
+        "reported_loss": money(loss),
+        "traced_to_mules": money(sum(ended.values())),
+        "traced_to_mules_share": round(sum(ended.values()) / loss, 6),
+        "trail_at_mules_share": round(trail_mules / trail_total, 6) if trail_total else 0.0,
+        "deepest_hop": deepest,
+        "escaped_by_report": money(sum(escaped_v.values())),
+        "escaped_by_report_share": round(sum(escaped_v.values()) / loss, 6),
+        "frozen": money(sum(frozen_v.values())),
+        "frozen_share": round(sum(frozen_v.values()) / loss, 6),
+        "returned": money(plan.allocated),
+        "unallocated": money(plan.unallocated),
+        "recovery_rate": round(plan.allocated / loss, 6),
+        "recovery_per_victim": {
+            "mean": round(statistics.fmean(rates), 6),
+            "median": round(statistics.median(rates), 6),
+            "min": round(min(rates), 6),
+            "max": round(max(rates), 6),
+            "victims_with_any": sum(1 for r in rates if r > 0),
+        },
+        "traces_run": traces,
+        "victims": per_victim,
+    }
