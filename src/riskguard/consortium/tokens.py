@@ -162,7 +162,10 @@ class TokenClient:
                 outputs = ristretto.Client.finalize_batch(
                     clients, ristretto.VerifiableBatchOutput.deserialize(answer), self.public_key
                 )
-            except ValueError:
+            except BaseException as exc:
+                # voprf 0.2 raises a pyo3 PanicException (a BaseException) when a batch proof fails
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
                 raise TokenError("the token service's answer does not verify against the consortium's key") from None
             out.extend(token_of(output) for output in outputs)
         return out
