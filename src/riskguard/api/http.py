@@ -283,6 +283,9 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
     from riskguard.tracing.service import TraceService
 
     app.include_router(tracing_router(TraceService(guard), auth, read_body, _json, _schema))
+    from riskguard.graph.api import router as graph_router
+
+    app.include_router(graph_router(guard, auth, _json))
     _merge_components(app)
     return app
 

@@ -15,6 +15,7 @@ import typer
 
 from riskguard.consortium.cli import app as consortium_app
 from riskguard.errors import RiskguardError
+from riskguard.graph.cli import graph_app
 from riskguard.tracing.cli import app as trace_app
 
 
@@ -45,6 +46,7 @@ app.add_typer(strategy_app, name="strategy")
 app.add_typer(list_app, name="list")
 app.add_typer(consortium_app, name="consortium")
 app.add_typer(trace_app, name="trace")
+app.add_typer(graph_app, name="graph")
 
 ACTOR = f"cli:{getpass.getuser()}"
 

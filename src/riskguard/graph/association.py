@@ -1,0 +1,97 @@
+"""Guilt by association: personalised PageRank from confirmed fraud, decayed in time, hubs damped.
+
+What it finds: accounts close to known fraud through the identifiers and money they share (the same
+phone, a card, a device; transfers), even when no rule fired on them. ``graph.risk`` is the result.
+
+How: a random walk with restart on the account–identifier graph of ``view.py`` (hubs cut, attack tools set
+apart) plus the account→account transfers (both directions). Each link weighs ``rarity × decay``:
+rarity ``1 / log2(1 + degree)`` damps identifiers shared by many; decay ``2^(-age / half_life)`` fades
+links last seen long ago. The walk restarts at the seeds (confirmed-fraud accounts, each weighted by how
+recent its label is) with probability ``restart``; the stationary visit probability of each account,
+divided by the largest among non-seed accounts and capped at 1, is its risk in [0, 1].
+
+Cost: ``iterations`` sparse matrix–vector products over the links (power iteration, scipy), so linear in
+the graph; 30 iterations on 10 M links take seconds. Written here because the iteration is a few lines
+of scipy (igraph's personalised PageRank takes one seed vector at a time on an igraph graph, which would
+mean copying the graph into igraph for no gain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import polars as pl
+from scipy.sparse import coo_matrix, csr_matrix
+
+from riskguard.graph.build import DAY_MS, EntityGraph
+from riskguard.graph.view import binding
+
+
+def personalised_pagerank(
+    adjacency: csr_matrix, seeds: np.ndarray, *, restart: float = 0.15, iterations: int = 30, tol: float = 1e-9
+) -> np.ndarray:
+    """Visit probabilities of a walk on the symmetric weighted ``adjacency`` restarting at ``seeds``
+    (a non-negative vector over the nodes, normalised here)."""
+    total = seeds.sum()
+    if total <= 0:
+        return np.zeros(adjacency.shape[0])
+    start = seeds / total
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    inverse = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
+    transition = adjacency.T.tocsr()
+    score = start.copy()
+    for _ in range(iterations):
+        spread = transition @ (score * inverse)
+        dangling = score[degree == 0].sum()
+        new = (1 - restart) * (spread + dangling * start) + restart * start
+        if np.abs(new - score).sum() < tol:
+            score = new
+            break
+        score = new
+    return score
+
+
+def association_risk(
+    graph: EntityGraph,
+    seeds: Iterable[tuple[str, int]],
+    *,
+    restart: float = 0.15,
+    half_life_days: float = 30.0,
+    iterations: int = 30,
+    with_flows: bool = True,
+) -> pl.DataFrame:
+    """``account, risk`` for every account of the graph; ``seeds`` are (account, labelled_at_ms) pairs."""
+    view = binding(graph)
+    now = graph.latest_ms or 0
+    half_life = half_life_days * DAY_MS
+    accounts = view.accounts
+    flows = pl.DataFrame(schema={"src": pl.String, "dst": pl.String, "ts_ms": pl.Int64})
+    if with_flows and graph.flows.height:
+        flows = graph.flows.filter(pl.col("relation") == "transfer").group_by("src", "dst").agg(pl.col("ts_ms").max())
+        extra = pl.concat([flows["src"], flows["dst"]]).unique().sort()
+        accounts = pl.concat([accounts, extra.filter(~extra.is_in(accounts.implode()))])
+    n_acc = len(accounts)  # accounts first (the view's rows keep their numbers), identifiers after them
+    n = n_acc + view.n_idents
+    index = pl.DataFrame({"account": accounts, "i": np.arange(n_acc)})
+    joined = flows.join(index.rename({"account": "src", "i": "s"}), on="src").join(
+        index.rename({"account": "dst", "i": "d"}), on="dst"
+    )
+    r = np.concatenate([view.row, joined["s"].to_numpy()])
+    c = np.concatenate([n_acc + view.col, joined["d"].to_numpy()])
+    ages = np.concatenate([now - view.last_ms, now - joined["ts_ms"].to_numpy()])
+    w = np.concatenate([view.weight, np.ones(joined.height)]) * np.exp2(-ages / half_life)
+    adjacency = coo_matrix((np.concatenate([w, w]), (np.concatenate([r, c]), np.concatenate([c, r]))), shape=(n, n))
+    adjacency = adjacency.tocsr()
+    seed_frame = pl.DataFrame(list(seeds), schema={"account": pl.String, "at_ms": pl.Int64}, orient="row")
+    vector = np.zeros(n)
+    if seed_frame.height:
+        hits = seed_frame.join(index, on="account")
+        ages = (now - hits["at_ms"].to_numpy()).clip(min=0)
+        np.add.at(vector, hits["i"].to_numpy(), np.exp2(-ages / half_life))
+    score = personalised_pagerank(adjacency, vector, restart=restart, iterations=iterations)[:n_acc]
+    is_seed = vector[:n_acc] > 0
+    scale = score[~is_seed].max() if (~is_seed).any() and score[~is_seed].max() > 0 else 1.0
+    risk = np.minimum(score / scale, 1.0)
+    risk[is_seed] = 1.0
+    return pl.DataFrame({"account": accounts, "risk": risk})
