@@ -267,14 +267,18 @@ def verify(config: ConfigOption) -> None:
 @app.command("check-strategy")
 def check_strategy(path: Annotated[Path, typer.Argument(help="A strategy YAML file")]) -> None:
     """Check that a strategy uses consortium hits as signals, never as the only ground for a block."""
+    from riskguard.config import Settings
     from riskguard.consortium.signals import violations
+    from riskguard.decision.warnings import WarningCatalogue
     from riskguard.rules.strategy import compile_strategy
 
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as exc:
         _fail(f"cannot read {path}: {exc.strerror}")
-    problems = violations(_run(lambda: compile_strategy(source)))
+    settings = _run(Settings.from_env)
+    keys = _run(lambda: WarningCatalogue.from_file(settings.warnings_file).keys())
+    problems = violations(_run(lambda: compile_strategy(source, warning_keys=keys)))
     for problem in problems:
         typer.echo(f"violation: {problem}", err=True)
     if problems:
