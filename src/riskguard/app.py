@@ -29,6 +29,7 @@ from riskguard.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from riskguard.events.schema import Event, from_stored, to_json
 from riskguard.events.validate import check_event, parse_event_obj
 from riskguard.features.memory import MemoryFeatureEngine
+from riskguard.features.snapshots import SNAPSHOT_OVERLAP, FeatureSnapshots
 from riskguard.metrics import Metrics
 from riskguard.rules.activation import EVENT_DECLARATIONS, event_variables
 from riskguard.rules.cel import Environment
@@ -98,7 +99,12 @@ class RiskGuard:
         self.warnings = WarningCatalogue.from_file(self.settings.warnings_file)
         self.metrics = Metrics()
         self.published = PublishedRepository(self.engine)
-        self.feature_engine = MemoryFeatureEngine()
+        self.feature_engine = MemoryFeatureEngine(
+            lateness_seconds=self.settings.feature_lateness_s,
+            distinct_exact_limit=self.settings.feature_distinct_exact_limit,
+        )
+        self._snapshots = FeatureSnapshots(self.feature_engine, self.settings.feature_snapshot)
+        self.feature_restore: dict[str, Any] | None = None  # what the last start restored, for operators
         self.list_index = ListIndex()
         self.pipeline = Pipeline.standard(
             FeatureStage(self.feature_engine),
@@ -142,6 +148,13 @@ class RiskGuard:
         for thread in self._threads:
             thread.join(5)
         self.writer.close()
+        if self._warm_features and self.feature_engine.watermark is not None:
+            try:
+                self._snapshots.wait()
+                with self._lock:
+                    self._snapshots.write(utcnow(), background=False)
+            except Exception:
+                log.exception("writing the feature snapshot at shutdown failed; the next start replays more")
         self.events.close()
         self.engine.dispose()
 
@@ -232,7 +245,10 @@ class RiskGuard:
             raise NotFound("no live strategy is deployed")
         specs = list(live.features) + (list(compiled["shadow"].features) if compiled["shadow"] else [])
         with self._lock:
+            first = not self.feature_engine.features
             new = self.feature_engine.declare(specs, self._event_env)
+            if first and self._warm_features and self._snapshots.available():
+                new = self._restore_features(new)
             if new and self._warm_features:
                 self._backfill(new)
             self.live, self.shadow = live, compiled["shadow"]
@@ -273,6 +289,42 @@ class RiskGuard:
 
         count = self.feature_engine.backfill(specs, replay())
         log.info("feature state rebuilt from %d logged events in %.2fs", count, time.perf_counter() - started)
+
+    def _restore_features(self, new: list[Any]) -> list[Any]:
+        """Loads the feature snapshot and replays what was decided since; returns the features it held
+        no state for (to be backfilled). A snapshot that cannot be read is set aside, not fatal."""
+        started = time.perf_counter()
+        restored = self._snapshots.restore()
+        if restored is None:
+            return new
+        position, missing = restored
+        since = position - SNAPSHOT_OVERLAP
+        replayed = 0
+        engine = self.feature_engine
+        for payload in self.events.decided_since(since):
+            event = from_stored(payload)
+            engine.observe(engine.prepare(event, event_variables(event)))
+            replayed += 1
+        for outcome in self.events.outcomes_recorded_since(since):
+            event = self._outcome_event(
+                from_stored(outcome["payload"]), outcome["result"], outcome["method"], outcome["reported_at"]
+            )
+            engine.observe(engine.prepare(event, event_variables(event)))
+            replayed += 1
+        self.feature_restore = {"snapshot_at": position, "replayed": replayed}
+        log.info(
+            "feature state restored from its snapshot of %s and %d events decided since, in %.2fs",
+            position.isoformat(),
+            replayed,
+            time.perf_counter() - started,
+        )
+        return missing
+
+    def snapshot_features(self) -> bool:
+        """Writes the feature snapshot now (in a forked child where the platform allows, so decisions
+        wait only for the fork); returns whether one was started."""
+        with self._lock:
+            return self._snapshots.write(utcnow())
 
     def add_to_list(
         self, name: str, values: list[str], *, reason: str | None, expires_at: datetime | None, actor: str
@@ -560,11 +612,19 @@ class RiskGuard:
                 self._stop.wait(0.5)  # the store is failing: back off instead of spinning
 
     def _poll_loop(self) -> None:
+        last_snapshot = time.monotonic()
         while not self._stop.wait(self.settings.strategy_poll_ms / 1000):
             try:
                 self.refresh()
             except Exception:
                 log.exception("refreshing strategies and lists failed; keeping the current ones")
+            self._snapshots.reap()
+            if time.monotonic() - last_snapshot >= self.settings.feature_snapshot_interval_s:
+                last_snapshot = time.monotonic()
+                try:
+                    self.snapshot_features()
+                except Exception:
+                    log.exception("writing the feature snapshot failed; the next interval tries again")
 
     # ------------------------------------------------------------------ feedback
     def report_outcome(

@@ -59,6 +59,10 @@ class Settings:
     closed_action: str = "review"
     log_level: str = "INFO"
     log_json: bool = True
+    feature_lateness_s: float = 3600.0
+    feature_distinct_exact_limit: int = 1024
+    feature_snapshot_path: str = "auto"
+    feature_snapshot_interval_s: float = 300.0
     stage_policies: dict[str, StagePolicy] = field(default_factory=lambda: dict(DEFAULT_STAGE_POLICIES))
 
     @classmethod
@@ -117,6 +121,12 @@ class Settings:
             raise ConfigError("RISKGUARD_CLOSED_ACTION must be challenge, review or block")
         if self.default_locale not in ("en", "zh-CN"):
             raise ConfigError("RISKGUARD_DEFAULT_LOCALE must be en or zh-CN")
+        if self.feature_lateness_s < 0:
+            raise ConfigError("RISKGUARD_FEATURE_LATENESS_S must not be negative")
+        if self.feature_distinct_exact_limit < 1:
+            raise ConfigError("RISKGUARD_FEATURE_DISTINCT_EXACT_LIMIT must be at least 1")
+        if self.feature_snapshot_interval_s < 1:
+            raise ConfigError("RISKGUARD_FEATURE_SNAPSHOT_INTERVAL_S must be at least 1")
         for stage, policy in self.stage_policies.items():
             if policy.failure not in ("open", "closed"):
                 raise ConfigError(f"RISKGUARD_STAGE_{stage.upper()}_FAILURE must be open or closed")
@@ -143,6 +153,21 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def feature_snapshot(self) -> Path | None:
+        """Where the memory feature engine keeps its snapshot: ``auto`` puts it beside a SQLite database
+        file (and turns snapshots off for other databases, whose installations share no directory);
+        ``off`` or an empty value turns them off; anything else is the path."""
+        value = self.feature_snapshot_path.strip()
+        if value.lower() in ("", "off", "none"):
+            return None
+        if value.lower() != "auto":
+            return Path(value)
+        match = re.match(r"^sqlite(?:\+\w+)?:///(.+)$", self.database_url)
+        if not match or match.group(1) == ":memory:":
+            return None
+        return Path(match.group(1)).with_suffix(".features")
 
 
 def _parse(key: str, raw: str, type_name: Any) -> Any:

@@ -499,6 +499,9 @@ class _SnapshotUnpickler(pickle.Unpickler):
         ("builtins", "frozenset"),
         ("builtins", "set"),
         ("datasketch.hashfunc", "sha1_hash32"),
+        ("datetime", "datetime"),
+        ("datetime", "timezone"),
+        ("datetime", "timedelta"),
     }
 
     def find_class(self, module: str, name: str) -> Any:

@@ -130,6 +130,30 @@ class EventRepository:
             for row in connection.execute(query):
                 yield row.type, row.payload
 
+    def decided_since(self, since: datetime, batch: int = 5000) -> Iterator[str]:
+        """Payloads of the events decided at or after ``since``, in the order they were decided."""
+        query = (
+            select(events.c.payload)
+            .select_from(events.join(decisions, decisions.c.event_id == events.c.event_id))
+            .where(decisions.c.decided_at >= since)
+            .order_by(decisions.c.decided_at, events.c.event_id)
+            .execution_options(yield_per=batch)
+        )
+        with self._engine.connect() as connection:
+            for row in connection.execute(query):
+                yield row.payload
+
+    def outcomes_recorded_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Challenge outcomes recorded at or after ``since``, in that order, with their event's payload."""
+        query = (
+            select(challenge_outcomes, events.c.payload)
+            .select_from(challenge_outcomes.join(events, events.c.event_id == challenge_outcomes.c.event_id))
+            .where(challenge_outcomes.c.recorded_at >= since)
+            .order_by(challenge_outcomes.c.recorded_at)
+        )
+        with self._engine.connect() as connection:
+            return [row._asdict() for row in connection.execute(query)]
+
     def outcomes_since(self, since: datetime) -> list[dict[str, Any]]:
         query = (
             select(challenge_outcomes, events.c.payload)
