@@ -75,6 +75,7 @@ def _peel_once(
         alive_c &= ~drop_c
         keep = alive_r[r] & alive_c[c]
         r, c, w = r[keep], c[keep], w[keep]
+    score[alive_r] = np.maximum(score[alive_r], density if len(rows) else 0.0)  # left when the edges ran out
     if best_density <= 0:
         return None
     rows_in, cols_in = best

@@ -84,7 +84,8 @@ def find_rings(graph: EntityGraph, config: RingConfig | None = None, labels: pl.
     view = binding(graph, kinds=config.kinds)
     accounts, ring_of, keep = _components(view, config)
     members = _prune_appendages(_base_members(view, accounts, ring_of, keep), view, keep)
-    members = pl.concat([members, _money_joins(graph, members, config), _stars(graph, view, members, config)])
+    extra = [_money_joins(graph, members, config), _stars(graph, view, members, config)]
+    members = pl.concat([members, *(part.cast(MEMBER_SCHEMA) for part in extra)])
     rings = _summaries(graph, members, config, labels)
     return Rings(members=members.cast(MEMBER_SCHEMA), rings=rings, compromised=view.compromised)
 
@@ -159,7 +160,7 @@ def _base_members(view: Bipartite, bound: np.ndarray, labels: np.ndarray, keep: 
             "binds": counts.astype(np.int64),
         }
     )
-    return pl.concat([accounts, binding_rows.select(accounts.columns)])
+    return pl.concat([accounts.cast(MEMBER_SCHEMA), binding_rows.select(accounts.columns).cast(MEMBER_SCHEMA)])
 
 
 def _prune_appendages(members: pl.DataFrame, view: Bipartite, keep: np.ndarray) -> pl.DataFrame:
@@ -174,9 +175,9 @@ def _prune_appendages(members: pl.DataFrame, view: Bipartite, keep: np.ndarray) 
     """
     links = pl.DataFrame(
         {
-            "account": view.accounts.gather(view.row[keep]),
-            "kind": view.idents["kind"].gather(view.col[keep]),
-            "value": view.idents["value"].gather(view.col[keep]),
+            "account": view.accounts.gather(view.row[keep]).cast(pl.String),
+            "kind": view.idents["kind"].gather(view.col[keep]).cast(pl.String),
+            "value": view.idents["value"].gather(view.col[keep]).cast(pl.String),
         }
     )
     idents = members.filter(pl.col("role") == "binding").select("ring", "kind", "value")
@@ -211,7 +212,7 @@ def _prune_appendages(members: pl.DataFrame, view: Bipartite, keep: np.ndarray) 
         pl.lit(None, dtype=pl.Int64).alias("binds"),
     )
     binding_rows = kept_idents.select("ring", "kind", "value", pl.lit("binding").alias("role"), "binds")
-    return pl.concat([accounts, binding_rows])
+    return pl.concat([accounts.cast(MEMBER_SCHEMA), binding_rows.cast(MEMBER_SCHEMA)])
 
 
 def _money_joins(graph: EntityGraph, members: pl.DataFrame, config: RingConfig) -> pl.DataFrame:
