@@ -148,11 +148,15 @@ def test_psi_finds_the_intersection_without_sending_the_tokens() -> None:
     request = client.request(ours)
     assert not any(token.encode() in request for token in ours)
     version, setups = server.setups()
-    assert len(setups) == 16
+    assert len(setups) == 1
     assert client.intersect(ours, setups, server.process(request)) == ours[:10]
-    # a new report re-encodes one shard only
-    server.update([*reported, "f" * 64])
-    assert server.version == version + 1
+    # a new report goes to the small delta setup; a withdrawn one rebuilds the main setup
+    server.update([*reported, ours[-1]])
+    _, setups = server.setups()
+    assert len(setups) == 2 and client.intersect(ours, setups, server.process(request)) == [*ours[:10], ours[-1]]
+    server.update(reported[1:])
+    _version, setups = server.setups()
+    assert len(setups) == 1 and client.intersect(ours, setups, server.process(request)) == ours[:10]
     with pytest.raises(PsiError):
         client.request(["00" * 32] * 10_001)
     with pytest.raises(PsiError):

@@ -12,6 +12,7 @@ import re
 _DIGIT_RUN = re.compile(r"\d(?:[\s\-./]?\d){6,}")  # seven or more digits, however separated
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
 _ID_CARD = re.compile(r"\d{6,}[0-9Xx]")
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 class PrivacyError(ValueError):
@@ -25,7 +26,7 @@ def check_text(field: str, text: str, *, max_length: int = 200, required: bool =
         raise PrivacyError(f"{field}: required")
     if len(text) > max_length:
         raise PrivacyError(f"{field}: at most {max_length} characters")
-    if any(ord(ch) < 32 for ch in text):
+    if _CONTROL.search(text):
         raise PrivacyError(f"{field}: no control characters or line breaks")
     if _DIGIT_RUN.search(text) or _ID_CARD.search(text):
         raise PrivacyError(
