@@ -147,7 +147,7 @@ def test_psi_finds_the_intersection_without_sending_the_tokens() -> None:
     client = PsiClient()
     request = client.request(ours)
     assert not any(token.encode() in request for token in ours)
-    version, setups = server.setups()
+    _, setups = server.setups()
     assert len(setups) == 1
     assert client.intersect(ours, setups, server.process(request)) == ours[:10]
     # a new report goes to the small delta setup; a withdrawn one rebuilds the main setup
