@@ -45,7 +45,7 @@ def neighbourhood(
     if errors:
         raise ValidationFailed(errors)
     links = graph.links.select("account", "kind", "value", "relation", "events")
-    flows = graph.flows.group_by("src", "dst", "relation").agg(pl.len().alias("events"))
+    flows = graph.flows.group_by("src", "dst", "relation").agg(pl.len().cast(pl.Int64).alias("events"))
     known = (
         links.filter(pl.col("account") == value).height
         or flows.filter((pl.col("src") == value) | (pl.col("dst") == value)).height
