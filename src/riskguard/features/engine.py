@@ -16,9 +16,17 @@ from typing import Any, NamedTuple
 
 from riskguard.events.schema import Event
 from riskguard.features.published import PublishedIndex
-from riskguard.features.reference import contribution
 from riskguard.features.spec import FeatureSpec
-from riskguard.features.values import MICROS, average, entity_key, micros, seconds_between, units_amount
+from riskguard.features.values import (
+    MICROS,
+    amount_units,
+    average,
+    entity_key,
+    field_token,
+    micros,
+    seconds_between,
+    units_amount,
+)
 from riskguard.rules.cel import Environment, ExpressionSet
 
 #: Kinds of state, one per aggregate; the numbers are what the Redis script receives.
@@ -29,7 +37,7 @@ DEFAULT_DISTINCT_EXACT_LIMIT = 1024
 class Feature:
     """One stateful declaration (its signature), as a back end maintains it."""
 
-    __slots__ = ("entity", "filter", "g_us", "include_current", "index", "kind", "spec", "width")
+    __slots__ = ("entity", "filter", "g_us", "include_current", "index", "kind", "spec", "takes", "width")
 
     def __init__(self, spec: FeatureSpec, index: int, entity: int, filter_index: int | None) -> None:
         self.spec = spec
@@ -40,6 +48,8 @@ class Feature:
         self.g_us = spec.granularity_seconds * MICROS
         self.width = spec.buckets  # window length in buckets
         self.include_current = spec.include_current
+        # what an event contributes: 1 (an occurrence), 2 (its amount in units), 3 (its field's token)
+        self.takes = 2 if spec.aggregate in ("sum", "min", "max", "avg") else 3 if spec.aggregate == "distinct" else 1
 
 
 class Prepared(NamedTuple):
@@ -121,12 +131,21 @@ class FeatureEngine(ABC):
         if self._filter_sources and self._filters is not None:
             matches = [r is True for r in self._filters.evaluate(event_vars)]
         keys = [entity_key(event, fields) for fields in self._entities]
+        units = None if event.amount is None else amount_units(event.amount)
+        tokens: dict[str, str | None] = {}
         items: list[Any] = []
         for feature in self.features:
             if keys[feature.entity] is None or (feature.filter is not None and not matches[feature.filter]):
                 items.append(None)
+            elif feature.takes == 1:
+                items.append(1)
+            elif feature.takes == 2:
+                items.append(units)
             else:
-                items.append(contribution(feature.spec, event))
+                field = feature.spec.field or ""
+                if field not in tokens:
+                    tokens[field] = field_token(event, field)
+                items.append(tokens[field])
         return Prepared(event, micros(event.occurred_at), keys, items)
 
     def process(

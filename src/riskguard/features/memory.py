@@ -141,6 +141,7 @@ class _Series:
 
 
 _ADDITIVE = ("count", "sum", "avg")
+_TIMED = ("first_seen", "last_seen")
 _LOWEST = ("min", "first_seen")
 _BIG = (1 << 63) - 1
 _EMPTY = {"count": 0, "sum": 0, "avg": 0, "min": _BIG, "first_seen": _BIG, "max": -_BIG, "last_seen": -_BIG}
@@ -289,10 +290,19 @@ class MemoryFeatureEngine(FeatureEngine):
         self._seen: dict[str, int] = {}
         self._folded = 0
         self._sweep_next = 0
+        self._plan: list[tuple[Any, ...]] = []
 
     def _redeclare(self, features: list[Feature], previous: list[Feature | None]) -> None:
         old = {f.index: state for f, state in zip(self.features, self._state, strict=True)}
         self._state = [{} if p is None else old[p.index] for p in previous]
+        self._replan(features)
+
+    def _replan(self, features: list[Feature]) -> None:
+        """Per feature, what the per-event loop reads, bound once (attribute lookups cost on this path)."""
+        self._plan = [
+            (f.index, f.entity, f.kind, f.g_us, f.width, state, f.kind == "distinct", f.kind in _TIMED)
+            for f, state in zip(features, self._state, strict=True)
+        ]
 
     # ------------------------------------------------------------------ the per-event step
     def _oldest(self, feature: Feature) -> int:
@@ -304,56 +314,54 @@ class MemoryFeatureEngine(FeatureEngine):
     def _exchange(self, prepared: Prepared, probes: list[Any], fold: bool) -> tuple[list[Any], bool]:
         t_us, keys, items = prepared.t_us, prepared.keys, prepared.items
         watermark = self.watermark
-        late = watermark is not None and t_us < watermark - self.lateness_us
+        horizon = -(1 << 62) if watermark is None else watermark - self.lateness_us
+        late = t_us < horizon
         event_id = prepared.event.event_id
         seen = self._seen.get(event_id)
-        duplicate = seen is not None and watermark is not None and seen >= watermark - self.lateness_us
+        duplicate = seen is not None and seen >= horizon
         fold = fold and not late and not duplicate
-        aggregates: list[Any] = []
-        for feature, state in zip(self.features, self._state, strict=True):
-            key = keys[feature.entity]
+        limit = self.distinct_exact_limit
+        aggregates: list[Any] = [None] * len(self._plan)
+        for index, entity, kind, g, width, state, distinct, timed in self._plan:
+            key = keys[entity]
             if key is None:
-                aggregates.append(None)
                 continue
-            g = feature.g_us
             hb = t_us // g
-            width = feature.width
             low = hb - width
-            if late:
-                low = max(low, self._oldest(feature) - 1)
-            item = items[feature.index]
+            oldest = horizon // g - width + 1
+            if late and low < oldest - 1:
+                low = oldest - 1
+            item = items[index] if fold else None
             series = state.get(key)
-            if feature.kind == "distinct":
+            if distinct:
+                probe = None if duplicate else probes[index]
                 if series is None:
-                    probe = None if duplicate else probes[feature.index]
-                    aggregates.append(0 if probe is None else 1)
-                    if fold and item is not None:
+                    aggregates[index] = 0 if probe is None else 1
+                    if item is not None:
                         series = state[key] = _Distinct()
-                        series.add(hb, item, self.distinct_exact_limit)
+                        series.add(hb, item, limit)
                     continue
-                if watermark is not None and (series.sketches is not None or (series.order and series.order[0] < low)):
-                    series.evict(self._oldest(feature))
-                aggregates.append(series.read(hb, low, None if duplicate else probes[feature.index]))
-                if fold and item is not None:
-                    series.add(hb, item, self.distinct_exact_limit)
+                if series.sketches is not None or (series.order and series.order[0] < oldest):
+                    series.evict(oldest)
+                aggregates[index] = series.read(hb, low, probe)
+                if item is not None:
+                    series.add(hb, item, limit)
                 continue
-            kind = feature.kind
             if series is None:
-                aggregates.append(_NOTHING[kind])
-                if fold and item is not None:
+                aggregates[index] = _NOTHING[kind]
+                if item is not None:
                     series = state[key] = _Series()
                     series.advance(hb, width)
-                    series.add(hb, 1, _x(kind, item, t_us), kind, width)
+                    series.add(hb, 1, t_us if timed else item, kind, width)
                 continue
-            if watermark is not None and series.bs and series.bs[0] < low:
-                oldest = self._oldest(feature)
-                if series.bs[0] < oldest:
-                    series.evict(oldest)
-            aggregates.append(_read(series, kind, hb, low, width))
-            if fold and item is not None:
+            bs = series.bs
+            if bs and bs[0] < oldest:
+                series.evict(oldest)
+            aggregates[index] = _read(series, kind, hb, low, width)
+            if item is not None:
                 if hb > series.cur:
                     series.advance(hb, width)
-                series.add(hb, 1, _x(kind, item, t_us), kind, width)
+                series.add(hb, 1, t_us if timed else item, kind, width)
         if fold:
             self._seen[event_id] = t_us
             if watermark is None or t_us > watermark:
@@ -379,10 +387,11 @@ class MemoryFeatureEngine(FeatureEngine):
         feature, state = self.features[index], self._state[index]
         oldest = self._oldest(feature)
         if feature.kind == "distinct":
-            keep = {k: s for k, s in state.items() if s.newest() >= oldest}
+            gone = [k for k, s in state.items() if s.newest() < oldest]
         else:
-            keep = {k: s for k, s in state.items() if s.bs and s.bs[-1] >= oldest}
-        self._state[index] = keep
+            gone = [k for k, s in state.items() if not s.bs or s.bs[-1] < oldest]
+        for key in gone:  # in place: the plan holds this dict
+            del state[key]
 
     # ------------------------------------------------------------------ retraction and rebuild
     def retract(self, event: Event, event_vars: dict[str, Any]) -> None:
@@ -477,6 +486,7 @@ class MemoryFeatureEngine(FeatureEngine):
                 self._state[index] = {}
             else:
                 self._state[index] = state
+        self._replan(self.features)
         self.watermark = payload["watermark"]
         self._seen = payload["seen"]
         return payload["position"], missing
