@@ -204,6 +204,11 @@ def test_three_member_nodes(consortium: Consortium) -> None:
     assert guard.decide(transfer("t3", counterparty_id="6222-0210-0000-1000"))["decision"] == "allow"
     assert [e["value"] for e in guard.lists.entries("consortium_reported")] == [MULE]  # B's own spelling
 
+    # B asks A privately which of its watched tokens are reported (PSI: A never sees B's tokens)
+    watched = b.gateway.watched()
+    reported = b.psi_query(a.member_url("bank-a"), sorted(watched))
+    assert [watched[t] for t in reported] == [MULE]
+
     # B reads the sealed details with the key A serves; A erases it and the log still verifies
     assert b.read_details(report_id)["note"] == "first-layer account, rented"
     assert a.details.erase(report_id)
