@@ -28,14 +28,24 @@ def read_reviews(path: Path = YELPCHI) -> pl.DataFrame:
 
 def write_evaluation_files(out: Path, folds: int = 5) -> dict[str, Path]:
     reviews = read_reviews()
-    users = reviews.group_by("user").agg((pl.col("label") == -1).any().cast(pl.Int8).alias("label"), pl.len().alias("n"))
+    users = reviews.group_by("user").agg(
+        (pl.col("label") == -1).any().cast(pl.Int8).alias("label"), pl.len().alias("n")
+    )
     products = reviews.group_by("product").agg(pl.len().alias("n"))
     nodes = pl.concat(
         [
-            users.select(("u" + pl.col("user")).alias("node_id"), pl.col("n").cast(pl.Float64).alias("f_reviews"),
-                         pl.lit(0.0).alias("f_product"), "label"),
-            products.select(("p" + pl.col("product")).alias("node_id"), pl.col("n").cast(pl.Float64).alias("f_reviews"),
-                            pl.lit(1.0).alias("f_product"), pl.lit(0, dtype=pl.Int8).alias("label")),
+            users.select(
+                ("u" + pl.col("user")).alias("node_id"),
+                pl.col("n").cast(pl.Float64).alias("f_reviews"),
+                pl.lit(0.0).alias("f_product"),
+                "label",
+            ),
+            products.select(
+                ("p" + pl.col("product")).alias("node_id"),
+                pl.col("n").cast(pl.Float64).alias("f_reviews"),
+                pl.lit(1.0).alias("f_product"),
+                pl.lit(0, dtype=pl.Int8).alias("label"),
+            ),
         ]
     )
     edges = reviews.select(("u" + pl.col("user")).alias("src"), ("p" + pl.col("product")).alias("dst")).unique()
