@@ -301,6 +301,24 @@ def test_a_forged_checkpoint_and_an_unknown_member_are_refused(consortium: Conso
     tampered = signed.note.replace(signed.note.split("\n")[1], "5", 1)
     with pytest.raises(NoteError):
         b.accept(tampered)
+    # the member's own operations over HTTP: only with its own key, and identifiers screened
+    url = a.member_url("bank-a")
+    own = {
+        "subject_kind": "phone",
+        "value": "+86 139 0000 1111",
+        "category": "telecom-fraud",
+        "severity": 3,
+        "evidence_sha256": "ab" * 32,
+        "legal_basis": "anti-fraud law art. 25",
+    }
+    filed = a.client.call("POST", url, "/consortium/v1/own/reports", own)
+    assert filed["index"] == 1 and a.state.reports[filed["id"]].report.evidence.hash == "ab" * 32
+    with pytest.raises(PeerError) as foreign:
+        b.client.call("POST", url, "/consortium/v1/own/reports", own)
+    assert foreign.value.status == 403
+    with pytest.raises(PeerError) as screened:
+        a.client.call("POST", url, "/consortium/v1/own/reports", {**own, "legal_basis": "caller 13900001111"})
+    assert screened.value.status == 422 and "raw identifiers" in str(screened.value)
     outsider = NodeClient(Signer.generate("bank-x"))
     with pytest.raises(PeerError) as refused:
         outsider.checkpoint(a.member_url("bank-a"))

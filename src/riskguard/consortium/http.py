@@ -243,13 +243,13 @@ def create_node_app(node: Node) -> FastAPI:
         _, body = await authenticate(request, own=True)
         p = _payload(body)
         try:
-            evidence = bytes.fromhex(p["evidence_sha256"]) if "evidence_sha256" in p else p["evidence"].encode()
             kwargs = {
                 "subject_kind": p["subject_kind"],
                 "value": p["value"],
                 "category": p["category"],
                 "severity": int(p["severity"]),
-                "evidence": evidence,
+                "evidence": p["evidence"].encode() if "evidence" in p else None,
+                "evidence_sha256": p.get("evidence_sha256"),
                 "legal_basis": p["legal_basis"],
                 "reference": p.get("reference", ""),
                 "expires_in_days": p.get("expires_in_days"),
@@ -257,7 +257,7 @@ def create_node_app(node: Node) -> FastAPI:
             }
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise _invalid(
-                str(exc).strip("'"), "subject_kind, value, category, severity, evidence, legal_basis"
+                str(exc).strip("'"), "subject_kind, value, category, severity, evidence or evidence_sha256, legal_basis"
             ) from None
         result = await work(lambda: node.report(**kwargs))
         return result if isinstance(result, Response) else _json(result, 201)

@@ -414,14 +414,18 @@ class Node:
         value: str,
         category: str,
         severity: int,
-        evidence: bytes,
         legal_basis: str,
+        evidence: bytes | None = None,
+        evidence_sha256: str | None = None,
         reference: str = "",
         expires_in_days: int | None = None,
         details: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Files a report on one of this member's own identifiers: tokenised, evidence hashed (the
         package itself stays here), optional details sealed with a key kept here."""
+        if (evidence is None) == (evidence_sha256 is None):
+            raise EntryError("evidence: give the evidence package or its SHA-256, one of the two")
+        digest = evidence_sha256 if evidence_sha256 is not None else hashlib.sha256(evidence or b"").hexdigest()
         token = self.token_client.token(subject_kind, value)
         now = self.now()
         entry_id = new_entry_id()
@@ -435,7 +439,7 @@ class Node:
             subject_kind=subject_kind,  # type: ignore[arg-type]
             category=category,  # type: ignore[arg-type]
             severity=severity,
-            evidence=Evidence(hash=hashlib.sha256(evidence).hexdigest(), held_by=self.member, reference=reference),
+            evidence=Evidence(hash=digest.lower(), held_by=self.member, reference=reference),
             legal_basis=legal_basis,
             expires_at=expiry(now, days),
             details=sealed,
