@@ -55,6 +55,20 @@ class _Series:
         self.total_n = 0
         self.total_x = 0
 
+    @classmethod
+    def first(cls, hb: int, x: int, kind: str) -> _Series:
+        """A key's state holding one event in bucket ``hb`` (the window ending there)."""
+        series = cls.__new__(cls)
+        series.bs = array("q", (hb,))
+        series.ns = array("q", (1,))
+        series.xs = array("q", (x,))
+        series.cur = hb
+        series.start = 0
+        series.end = 1
+        series.total_n = 1
+        series.total_x = x if kind in _ADDITIVE else 0
+        return series
+
     def advance(self, hb: int, width: int) -> None:
         """Moves the window's end to bucket ``hb`` (not before ``cur``), keeping the totals."""
         bs, ns, xs = self.bs, self.ns, self.xs
@@ -350,14 +364,28 @@ class MemoryFeatureEngine(FeatureEngine):
             if series is None:
                 aggregates[index] = _NOTHING[kind]
                 if item is not None:
-                    series = state[key] = _Series()
-                    series.advance(hb, width)
-                    series.add(hb, 1, t_us if timed else item, kind, width)
+                    state[key] = _Series.first(hb, t_us if timed else item, kind)
                 continue
             bs = series.bs
             if bs and bs[0] < oldest:
                 series.evict(oldest)
-            aggregates[index] = _read(series, kind, hb, low, width)
+            if hb == series.cur and not late and kind in _ADDITIVE:
+                # the common case of a busy key: the same bucket as its last read, totals ready
+                aggregates[index] = (
+                    series.total_n
+                    if kind == "count"
+                    else series.total_x
+                    if kind == "sum"
+                    else (series.total_x, series.total_n)
+                )
+                if item is not None and bs and bs[-1] == hb:
+                    series.ns[-1] += 1
+                    series.total_n += 1
+                    series.xs[-1] += item
+                    series.total_x += item
+                    continue
+            else:
+                aggregates[index] = _read(series, kind, hb, low, width)
             if item is not None:
                 if hb > series.cur:
                     series.advance(hb, width)
