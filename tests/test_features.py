@@ -5,6 +5,7 @@ bounded state, snapshots and the sketch above the exact-distinct limit."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from riskguard.events.schema import Event
 from riskguard.features.engine import FeatureEngine
 from riskguard.features.memory import MemoryFeatureEngine
+from riskguard.features.redis_backend import RedisFeatureEngine
 from riskguard.features.reference import reference_values
 from riskguard.features.spec import FeatureSpec
 from riskguard.rules.activation import EVENT_DECLARATIONS, event_variables
@@ -57,7 +60,7 @@ SPECS = [
     FeatureSpec(name="share_tr", aggregate="ratio", of=["sum_2h", "n_1h"]),
 ]
 
-BACKENDS = ["memory"]
+BACKENDS = ["memory", "redis"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -65,13 +68,23 @@ def make_engine(request: pytest.FixtureRequest) -> Iterator[Callable[..., Featur
     """A factory of fresh, empty engines of one back end: ``make_engine(lateness_seconds=..., ...)``
     (each call a new engine with state of its own, so hypothesis examples never share state)."""
     made: list[FeatureEngine] = []
+    client = redis.Redis.from_url(request.getfixturevalue("redis_server")) if request.param == "redis" else None
 
     def factory(**options: Any) -> FeatureEngine:
-        engine: FeatureEngine = MemoryFeatureEngine(**options)
+        engine: FeatureEngine
+        if client is not None:  # a fresh namespace of its own on the real Redis
+            engine = RedisFeatureEngine(client, namespace="t" + uuid.uuid4().hex[:16], **options)
+        else:
+            engine = MemoryFeatureEngine(**options)
         made.append(engine)
         return engine
 
     yield factory
+    if client is not None:
+        for engine in made:
+            assert isinstance(engine, RedisFeatureEngine)
+            engine.clear()
+        client.close()
 
 
 def make_event(i: int, second: int, account: str, kind: str, payee: str, cents: int, event_id: str = "") -> Event:
@@ -263,3 +276,37 @@ def test_memory_snapshot_restores_state(tmp_path: Path) -> None:
     assert (position, missing) == ("up to e249", [])
     got = [second.process(second.prepare(e, event_variables(e)), [SPECS])[0] for e in events[250:]]
     assert got == want[250:]
+
+
+@pytest.fixture(scope="module")
+def simulated_events(tmp_path_factory: pytest.TempPathFactory) -> list[Event]:
+    """A small simulated platform under attack (all seven typologies), as events in arrival order."""
+    from riskguard.events.validate import parse_event_obj
+    from riskguard.sim.config import WorldConfig
+    from riskguard.sim.world import simulate
+    from riskguard.sim.writer import iter_events, write_world
+
+    out = tmp_path_factory.mktemp("world")
+    write_world(simulate(WorldConfig(accounts=300, days=3, seed=11)), out)
+    return [parse_event_obj(body) for body in iter_events(out)][:2500]
+
+
+def strategy_features(path: Path) -> list[FeatureSpec]:
+    from riskguard.rules.strategy import load_strategy
+
+    return list(load_strategy(path.read_text(encoding="utf-8")).features)
+
+
+def test_the_starter_and_example_strategies_match_the_definition(
+    make_engine: Callable[..., FeatureEngine], simulated_events: list[Event]
+) -> None:
+    from riskguard.config import STARTER_STRATEGY
+
+    starter = strategy_features(Path(STARTER_STRATEGY))
+    example = strategy_features(Path(__file__).parent / "data" / "payments.yaml")
+    specs = [*starter, *(s for s in example if s.name not in {f.name for f in starter})]
+    events = simulated_events
+    want = reference_values(events, specs)
+    got = run(make_engine(), events, specs)
+    assert differences(got, want, events) == []
+    assert sum(len(v) for v in got) > len(events) * 10  # the features really had values
