@@ -40,7 +40,7 @@ from riskguard.consortium.entries import (
     sign_entry,
 )
 from riskguard.consortium.ledger import SqlLedger
-from riskguard.consortium.note import Checkpoint, NoteError, SignedCheckpoint, Signer, Verifier, sign_note
+from riskguard.consortium.note import Checkpoint, NoteError, SignedCheckpoint, Signer, Verifier, sign_note, split_note
 from riskguard.consortium.proofs import ProofError, verify_inclusion
 from riskguard.consortium.psi import PsiClient, PsiServer
 from riskguard.consortium.state import LedgerState
@@ -188,7 +188,9 @@ class Node:
             from riskguard.consortium.gateway import Gateway
 
             self.gateway = Gateway(guard, engine, self.token_client)
-        self._dirty = False
+        latest = self.ledger.latest_checkpoint()
+        signed_size = Checkpoint.parse(split_note(latest)[0]).size if latest else -1
+        self._dirty = "log" in self.roles and signed_size < self.ledger.size  # entries not yet in a checkpoint
 
     # ------------------------------------------------------------------ state
     def _replay(self) -> LedgerState:
