@@ -91,7 +91,8 @@ def reference_values(
     environment = Environment(EVENT_DECLARATIONS)
     filters = {s.when: environment.compile(s.when, where=s.name) for s in stateful if s.when}
     lateness_us = int(lateness_seconds * MICROS)
-    folded: list[tuple[Event, int, dict[str | None, bool]]] = []
+    # folded events per (feature, key): the definition scans them all; grouping by key only saves time
+    folded: dict[tuple[str, str], list[tuple[int, Any]]] = {}
     seen: dict[str, int] = {}
     watermark: int | None = None
     out: list[dict[str, Any]] = []
@@ -111,14 +112,7 @@ def reference_values(
             low = high - spec.buckets  # exclusive
             if watermark is not None:
                 low = max(low, (watermark - lateness_us) // g_us - spec.buckets)
-            pool = []
-            for other, other_us, other_passes in folded:
-                if not other_passes[spec.when] or entity_key(other, spec.entity_fields) != key:
-                    continue
-                if low < other_us // g_us <= high:
-                    item = contribution(spec, other)
-                    if item is not None:
-                        pool.append((other_us, item))
+            pool = [(ts, item) for ts, item in folded.get((spec.name, key), []) if low < ts // g_us <= high]
             current = None
             if spec.include_current and passes[spec.when] and not duplicate:
                 current = contribution(spec, event)
@@ -128,7 +122,11 @@ def reference_values(
         ratios(specs, values)
         out.append(values)
         if not late and not duplicate:
-            folded.append((event, t_us, passes))
+            for spec in stateful:
+                key = entity_key(event, spec.entity_fields)
+                item = contribution(spec, event) if key is not None and passes[spec.when] else None
+                if item is not None:
+                    folded.setdefault((spec.name, key), []).append((t_us, item))
             seen[event.event_id] = t_us
             watermark = t_us if watermark is None else max(watermark, t_us)
     return out
