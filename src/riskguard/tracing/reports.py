@@ -84,8 +84,9 @@ def resolve(ledger: Ledger, reports: list[ReportIn], *, loc: tuple[Any, ...] = (
     claimed: dict[int, str] = {}
     seen_ids: set[str] = set()
 
-    def fail(index: int, where: str, message: str) -> None:
-        errors.append({"loc": [*loc, index, where], "type": "value_error", "msg": message})
+    def fail(index: int, where: str | tuple[str, int], message: str) -> None:
+        path = list(where) if isinstance(where, tuple) else [where]
+        errors.append({"loc": [*loc, index, *path], "type": "value_error", "msg": message})
 
     for index, report in enumerate(reports):
         report_id = report.report_id or f"r{index + 1}"
@@ -113,7 +114,7 @@ def resolve(ledger: Ledger, reports: list[ReportIn], *, loc: tuple[Any, ...] = (
             for position, (event_id, row) in enumerate(
                 zip(report.event_ids, ledger.rows_of(report.event_ids), strict=True)
             ):
-                where = f"event_ids.{position}"
+                where = ("event_ids", position)
                 if row < 0:
                     fail(index, where, f"no event {event_id!r} in the ledger")
                 elif ledger.kind[row] == CREDIT:
