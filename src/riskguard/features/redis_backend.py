@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+import msgspec
 import redis
 
 from riskguard.events.schema import Event
@@ -61,6 +62,9 @@ LOCK_POLL_S = 0.05
 #: maintained for a while (retired, then declared again): its state is rebuilt from the log.
 REBUILD_GAP_US = 300 * 1_000_000
 SIGNATURE_ID_CHARS = 16
+#: A process stamps its signatures in the registry when an event of a new minute (event time) folds.
+STAMP_EVERY_US = 60 * 1_000_000
+_pack = msgspec.msgpack.Encoder().encode
 
 
 def signature_id(spec: FeatureSpec) -> str:
@@ -73,9 +77,9 @@ class _Plan(NamedTuple):
 
     feature: Feature
     sid: str
-    kind: str  # KIND_CODES as text
-    g_us: str
-    width: str
+    kind: int  # KIND_CODES
+    g_us: int
+    width: int
     ttl_ms: str
     hash_prefix: str
     zset_prefix: str | None  # distinct only
@@ -121,7 +125,8 @@ class RedisFeatureEngine(FeatureEngine):
         self._retract_script = self.client.register_script(RETRACT)
         self._release_script = self.client.register_script(RELEASE)
         self._plans: list[_Plan] = []
-        self._registry_args: list[Any] = [0]
+        self._sids: list[str] = []
+        self._stamped = -1  # the event-time minute of this process's last registry stamp
         self._static = [str(self.lateness_us), "0", str(distinct_exact_limit)]
         #: Set while ``backfill`` waits for another worker's lock (operators and tests can watch it).
         self.backfill_waiting = threading.Event()
@@ -138,9 +143,9 @@ class RedisFeatureEngine(FeatureEngine):
                 _Plan(
                     feature=feature,
                     sid=sid,
-                    kind=str(KIND_CODES[feature.kind]),
-                    g_us=str(feature.g_us),
-                    width=str(feature.width),
+                    kind=KIND_CODES[feature.kind],
+                    g_us=feature.g_us,
+                    width=feature.width,
                     ttl_ms=str(_ceil_ms((feature.width + 1) * feature.g_us + self.lateness_us)),
                     hash_prefix=base + "s:",
                     zset_prefix=base + "z:" if distinct else None,
@@ -149,7 +154,8 @@ class RedisFeatureEngine(FeatureEngine):
                 )
             )
         self._plans = plans
-        self._registry_args = [len(plans), *(p.sid for p in plans)]
+        self._sids = [p.sid for p in plans]
+        self._stamped = -1
         namespace_ttl = max([int(p.ttl_ms) for p in plans] + [_ceil_ms(self.lateness_us) + 60_000])
         self._static[1] = str(namespace_ttl)
 
@@ -177,7 +183,7 @@ class RedisFeatureEngine(FeatureEngine):
         t = str(prepared.t_us)
         t_us = prepared.t_us
         keys = [self._wm_key, self._seen_key, self._registry_key, self._scratch_key]
-        args: list[Any] = [t, prepared.event.event_id, "1" if fold else "0", *self._static, 0]
+        entries: list[Any] = []
         entity_keys, items = prepared.keys, prepared.items
         sent: list[int] = []
         for plan in self._plans:
@@ -194,13 +200,16 @@ class RedisFeatureEngine(FeatureEngine):
                 sketches = f"{plan.sketch_prefix}{key}:"
             item = items[index]
             if item is None:
-                flag, value = "0", ""
+                flag, value = 0, ""
             else:
-                flag = "1" if probes[index] is None else "2"
+                flag = 1 if probes[index] is None else 2
                 value = t if plan.timed else str(item)
-            args += (plan.kind, plan.g_us, plan.width, str(t_us // feature.g_us), flag, value, plan.ttl_ms, sketches)
-        args[6] = len(sent)
-        args += self._registry_args
+            entries += (plan.kind, plan.g_us, plan.width, str(t_us // feature.g_us), flag, value, plan.ttl_ms, sketches)
+        args = [t, prepared.event.event_id, "1" if fold else "0", *self._static, _pack(entries)]
+        minute = t_us // STAMP_EVERY_US
+        if fold and minute > self._stamped:
+            args += self._sids
+            self._stamped = minute
         reply = self._exchange_script(keys, args)
         duplicate, late = reply[0] == 1, reply[1] == 1
         aggregates: list[Any] = [None] * len(self.features)
@@ -222,8 +231,7 @@ class RedisFeatureEngine(FeatureEngine):
     def retract(self, event: Event, event_vars: dict[str, Any]) -> None:
         prepared = self.prepare(event, event_vars)
         keys = [self._seen_key]
-        args: list[Any] = [event.event_id, 0]
-        count = 0
+        entries: list[Any] = []
         for plan in self._plans:
             feature = plan.feature
             key = prepared.keys[feature.entity]
@@ -234,10 +242,8 @@ class RedisFeatureEngine(FeatureEngine):
             if plan.zset_prefix is not None:
                 keys.append(plan.zset_prefix + key)
             value = str(prepared.t_us) if plan.timed else str(item)
-            args += (plan.kind, str(prepared.t_us // feature.g_us), value)
-            count += 1
-        args[1] = count
-        self._retract_script(keys, args)
+            entries += (plan.kind, str(prepared.t_us // feature.g_us), value)
+        self._retract_script(keys, [event.event_id, _pack(entries)])
 
     def backfill(self, specs: Iterable[FeatureSpec], events: Iterable[tuple[Event, dict[str, Any]]]) -> int:
         """Folds logged events into the given (new) features only, pipelined ``BACKFILL_BATCH`` events per
@@ -273,8 +279,7 @@ class RedisFeatureEngine(FeatureEngine):
         for event, event_vars in events:
             prepared = self.prepare(event, event_vars)
             keys: list[str] = []
-            args: list[Any] = [limit, 0]
-            entries = 0
+            entries: list[Any] = []
             for plan in plans:
                 feature = plan.feature
                 key = prepared.keys[feature.entity]
@@ -287,13 +292,11 @@ class RedisFeatureEngine(FeatureEngine):
                     keys.append(plan.zset_prefix + key)
                     sketches = f"{plan.sketch_prefix}{key}:"
                 value = str(prepared.t_us) if plan.timed else str(item)
-                args += (plan.kind, str(prepared.t_us // feature.g_us), value, plan.ttl_ms, sketches)
-                entries += 1
+                entries += (plan.kind, str(prepared.t_us // feature.g_us), value, plan.ttl_ms, sketches)
             count += 1
             if not entries:
                 continue
-            args[1] = entries
-            self._backfill_script(keys, args, client=pipe)
+            self._backfill_script(keys, [limit, _pack(entries)], client=pipe)
             pending += 1
             if pending >= BACKFILL_BATCH:
                 for lock in locks:

@@ -150,13 +150,14 @@ end
 -- folds one value into a distinct key; returns the lowest bucket held
 local function fold_distinct(hkey, zkey, hll, hbs, item, ttl, limit, lo, sketched)
   local hb = tonumber(hbs)
+  local grew = false
   if sketched then
     redis.call('PFADD', hll .. hbs, item)
     redis.call('PEXPIRE', hll .. hbs, ttl)
     redis.call('HSET', hkey, 'b' .. hbs, 1)
   else
     redis.call('HINCRBY', hkey, hbs .. ':' .. item, 1)
-    redis.call('ZADD', zkey, 'GT', hbs, item)
+    grew = redis.call('ZADD', zkey, 'GT', hbs, item) == 1  -- a new value (GT: latest bucket only rises)
     redis.call('PEXPIRE', zkey, ttl)
   end
   if not lo or hb < lo then
@@ -164,7 +165,7 @@ local function fold_distinct(hkey, zkey, hll, hbs, item, ttl, limit, lo, sketche
     lo = hb
   end
   redis.call('PEXPIRE', hkey, ttl)
-  if not sketched and redis.call('ZCARD', zkey) > limit then
+  if grew and redis.call('ZCARD', zkey) > limit then
     to_sketch(hkey, zkey, hll, ttl)
   end
   return lo
@@ -257,17 +258,17 @@ end
 """
 
 #: One event: KEYS = wm, seen, registry, scratch, then per feature its hash (and, for distinct, its
-#: sorted set). ARGV = t_us, event id, fold (1/0), lateness µs, namespace TTL ms, distinct limit, number of
-#: features, then per feature: kind, g µs, width, bucket, flag (0 nothing, 1 item, 2 item and probe), item,
-#: TTL ms, sketch key prefix; then the registry's signature count and ids.
-#: Returns {duplicate, late, aggregate per feature}.
+#: sorted set). ARGV = t_us, event id, fold (1/0), lateness µs, namespace TTL ms, distinct limit, the
+#: features as one MessagePack array (per feature: kind, g µs, width, bucket, flag (0 nothing, 1 item,
+#: 2 item and probe), item, TTL ms, sketch key prefix), then the signature ids to stamp in the registry
+#: (sent about once a minute of event time). Returns {duplicate, late, aggregate per feature}.
 EXCHANGE = (
     HELPERS
     + r"""
 local t = tonumber(ARGV[1])
 local lateness = tonumber(ARGV[4])
 local limit = tonumber(ARGV[6])
-local count = tonumber(ARGV[7])
+local e = cmsgpack.unpack(ARGV[7])
 local wm_text = redis.call('GET', KEYS[1])
 local wm = wm_text and tonumber(wm_text)
 local late = wm ~= false and t < wm - lateness
@@ -278,18 +279,17 @@ if wm then
 end
 local fold = ARGV[3] == '1' and not late and not dup
 local out = {dup and 1 or 0, late and 1 or 0}
-local k, a = 5, 8
-for _ = 1, count do
-  local kind, g, width = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local hbs, flag, item, ttl, hll = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-  a = a + 8
+local k = 5
+for a = 1, #e, 8 do
+  local kind, g, width, hbs, flag, item = e[a], e[a + 1], e[a + 2], e[a + 3], e[a + 4], e[a + 5]
+  local ttl, hll = e[a + 6], e[a + 7]
   local hb = tonumber(hbs)
   local low, oldest = hb - width, false
   if wm then
     oldest = idiv(wm - lateness, g) - width + 1
     if low < oldest - 1 then low = oldest - 1 end
   end
-  local add = fold and flag ~= '0'
+  local add = fold and flag ~= 0
   if kind ~= 8 then
     local key = KEYS[k]
     k = k + 1
@@ -299,7 +299,7 @@ for _ = 1, count do
   else
     local hkey, zkey = KEYS[k], KEYS[k + 1]
     k = k + 2
-    local probe = flag == '2' and not dup and item
+    local probe = flag == 2 and not dup and item
     local meta = redis.call('HMGET', hkey, 'lo', 'sk')
     local lo, sketched = meta[1] and tonumber(meta[1]), meta[2]
     if oldest and lo and lo < oldest then lo = evict_distinct(hkey, zkey, hll, oldest) end
@@ -324,14 +324,13 @@ if fold then
   end
   redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. int(tonumber(now) - lateness))
-  local m = tonumber(ARGV[a])
-  if m > 0 then
-    local pairs_ = {}
-    for j = 1, m do
-      pairs_[#pairs_ + 1] = ARGV[a + j]
-      pairs_[#pairs_ + 1] = now
+  if #ARGV > 7 then
+    local stamps = {}
+    for j = 8, #ARGV do
+      stamps[#stamps + 1] = ARGV[j]
+      stamps[#stamps + 1] = now
     end
-    redis.call('HSET', KEYS[3], unpack(pairs_))
+    redis.call('HSET', KEYS[3], unpack(stamps))
     redis.call('PEXPIRE', KEYS[3], ns_ttl)
   end
   redis.call('PEXPIRE', KEYS[1], ns_ttl)
@@ -342,16 +341,16 @@ return out
 )
 
 #: One logged event folded into some features (no watermark, no duplicate memory, nothing read).
-#: KEYS = per feature its hash (and distinct's sorted set); ARGV = distinct limit, number of features,
-#: then per feature: kind, bucket, item, TTL ms, sketch key prefix.
+#: KEYS = per feature its hash (and distinct's sorted set); ARGV = distinct limit, then the features as
+#: one MessagePack array (per feature: kind, bucket, item, TTL ms, sketch key prefix).
 BACKFILL = (
     HELPERS
     + r"""
 local limit = tonumber(ARGV[1])
-local k, a = 1, 3
-for _ = 1, tonumber(ARGV[2]) do
-  local kind, hbs, item, ttl, hll = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  a = a + 5
+local e = cmsgpack.unpack(ARGV[2])
+local k = 1
+for a = 1, #e, 5 do
+  local kind, hbs, item, ttl, hll = e[a], e[a + 1], e[a + 2], e[a + 3], e[a + 4]
   if kind ~= 8 then
     fold_series(KEYS[k], kind, hbs, item, ttl, nil)
     k = k + 1
@@ -367,15 +366,15 @@ return 1
 )
 
 #: One event taken back out. KEYS = seen, then per feature its hash (and distinct's sorted set);
-#: ARGV = event id, number of features, then per feature: kind, bucket, item.
+#: ARGV = event id, then the features as one MessagePack array (per feature: kind, bucket, item).
 RETRACT = (
     HELPERS
     + r"""
 redis.call('ZREM', KEYS[1], ARGV[1])
-local k, a = 2, 3
-for _ = 1, tonumber(ARGV[2]) do
-  local kind, hbs, item = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
-  a = a + 3
+local e = cmsgpack.unpack(ARGV[2])
+local k = 2
+for a = 1, #e, 3 do
+  local kind, hbs, item = e[a], e[a + 1], e[a + 2]
   if kind ~= 8 then
     local key = KEYS[k]
     k = k + 1
