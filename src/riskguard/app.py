@@ -28,7 +28,7 @@ from riskguard.decision.warnings import WarningCatalogue
 from riskguard.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from riskguard.events.schema import Event, from_stored, to_json
 from riskguard.events.validate import check_event, parse_event_obj
-from riskguard.features.memory import MemoryFeatureEngine
+from riskguard.features.backends import open_feature_engine
 from riskguard.features.snapshots import SNAPSHOT_OVERLAP, FeatureSnapshots
 from riskguard.metrics import Metrics
 from riskguard.rules.activation import EVENT_DECLARATIONS, event_variables
@@ -99,10 +99,7 @@ class RiskGuard:
         self.warnings = WarningCatalogue.from_file(self.settings.warnings_file)
         self.metrics = Metrics()
         self.published = PublishedRepository(self.engine)
-        self.feature_engine = MemoryFeatureEngine(
-            lateness_seconds=self.settings.feature_lateness_s,
-            distinct_exact_limit=self.settings.feature_distinct_exact_limit,
-        )
+        self.feature_engine = open_feature_engine(self.settings)  # memory, or Redis shared by every worker
         self._snapshots = FeatureSnapshots(self.feature_engine, self.settings.feature_snapshot)
         self.feature_restore: dict[str, Any] | None = None  # what the last start restored, for operators
         self.list_index = ListIndex()
@@ -148,7 +145,7 @@ class RiskGuard:
         for thread in self._threads:
             thread.join(5)
         self.writer.close()
-        if self._warm_features and self.feature_engine.watermark is not None:
+        if self._warm_features and self._snapshots.path is not None and self.feature_engine.watermark is not None:
             try:
                 self._snapshots.wait()
                 with self._lock:

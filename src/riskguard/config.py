@@ -63,6 +63,9 @@ class Settings:
     feature_distinct_exact_limit: int = 1024
     feature_snapshot_path: str = "auto"
     feature_snapshot_interval_s: float = 300.0
+    feature_backend: str = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    feature_namespace: str = "rg"
     stage_policies: dict[str, StagePolicy] = field(default_factory=lambda: dict(DEFAULT_STAGE_POLICIES))
 
     @classmethod
@@ -127,6 +130,12 @@ class Settings:
             raise ConfigError("RISKGUARD_FEATURE_DISTINCT_EXACT_LIMIT must be at least 1")
         if self.feature_snapshot_interval_s < 1:
             raise ConfigError("RISKGUARD_FEATURE_SNAPSHOT_INTERVAL_S must be at least 1")
+        if self.feature_backend not in ("memory", "redis"):
+            raise ConfigError("RISKGUARD_FEATURE_BACKEND must be memory or redis")
+        if not re.match(r"^rediss?://|^unix://", self.redis_url):
+            raise ConfigError("RISKGUARD_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", self.feature_namespace):
+            raise ConfigError("RISKGUARD_FEATURE_NAMESPACE must be 1-64 letters, digits, '_', '.' or '-'")
         for stage, policy in self.stage_policies.items():
             if policy.failure not in ("open", "closed"):
                 raise ConfigError(f"RISKGUARD_STAGE_{stage.upper()}_FAILURE must be open or closed")
@@ -148,6 +157,7 @@ class Settings:
 
         values = asdict(self)
         values["database_url"] = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.database_url)
+        values["redis_url"] = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.redis_url)
         return values
 
     @property
@@ -158,9 +168,10 @@ class Settings:
     def feature_snapshot(self) -> Path | None:
         """Where the memory feature engine keeps its snapshot: ``auto`` puts it beside a SQLite database
         file (and turns snapshots off for other databases, whose installations share no directory);
-        ``off`` or an empty value turns them off; anything else is the path."""
+        ``off`` or an empty value turns them off; anything else is the path. None with the Redis back end,
+        whose state outlives the process in Redis."""
         value = self.feature_snapshot_path.strip()
-        if value.lower() in ("", "off", "none"):
+        if value.lower() in ("", "off", "none") or self.feature_backend != "memory":
             return None
         if value.lower() != "auto":
             return Path(value)
