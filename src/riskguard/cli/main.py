@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from riskguard.cli.features import features_app
 from riskguard.consortium.cli import app as consortium_app
 from riskguard.errors import RiskguardError
 from riskguard.graph.cli import graph_app
@@ -47,6 +48,7 @@ app.add_typer(list_app, name="list")
 app.add_typer(consortium_app, name="consortium")
 app.add_typer(trace_app, name="trace")
 app.add_typer(graph_app, name="graph")
+app.add_typer(features_app, name="features")
 
 ACTOR = f"cli:{getpass.getuser()}"
 

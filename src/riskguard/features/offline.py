@@ -1,0 +1,347 @@
+"""Point-in-time features over a history, in bulk: for every event, the values the online engine gave it.
+
+``offline_features(history, specs)`` reads a history (``riskguard simulate``'s events Parquet, the same
+columns as CSV or a polars DataFrame, or a list of ``Event``) and returns one row per event, in arrival
+order: ``event_id`` and one column per declared feature, null where the feature has no value. The values
+are those of features/reference.py (the definition every back end is held to) on the same events in the
+same order: arrival order, bucketed windows, late events decided but never folded, duplicate ids not
+folded twice, ``include_current`` per feature, reads clamped at the oldest bucket still held.
+
+How: polars reads, parses and groups the events (by key, by distinct value, by filter inputs);
+offline_windows.py turns each feature into index intervals over its key's folded events and reduces them
+with cumulative sums, sparse tables and difference arrays (numpy). Nothing is computed per event in
+Python except the exact ``Decimal`` results of ``avg`` and ``ratio``.
+
+Columns: ``count`` and ``distinct`` Int64; ``sum``, ``min``, ``max`` Decimal(38, 4) (exact: amounts are
+integer 1/10,000 units); ``avg`` and ``ratio`` Python ``Decimal`` objects (polars Object: the exact
+quotients values.average and the engine give); ``first_seen``, ``last_seen`` Float64 seconds. ``published``
+features are not reconstructed (they are whatever a batch job published last, not a function of the
+history) and get no column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from riskguard.errors import StrategyError
+from riskguard.features.offline_filters import filter_mask
+from riskguard.features.offline_input import Events, History, load_events
+from riskguard.features.offline_windows import (
+    Keyed,
+    Window,
+    arrival,
+    distinct_counts,
+    keyed,
+    window,
+    window_counts,
+    window_reduce,
+    window_sum,
+)
+from riskguard.features.spec import FeatureSpec, check_spec
+from riskguard.features.values import MICROS, average, units_amount
+from riskguard.rules.activation import EVENT_DECLARATIONS
+from riskguard.rules.cel import Environment
+
+DECIMAL = pl.Decimal(38, 4)
+_UNIT = Decimal(1).scaleb(-4)
+_DTYPES: dict[str, Any] = {
+    "count": pl.Int64,
+    "distinct": pl.Int64,
+    "sum": DECIMAL,
+    "min": DECIMAL,
+    "max": DECIMAL,
+    "avg": pl.Object,
+    "ratio": pl.Object,
+    "first_seen": pl.Float64,
+    "last_seen": pl.Float64,
+}
+
+
+def offline_features(
+    history: History, specs: Sequence[FeatureSpec], *, lateness_seconds: float = 3600.0
+) -> pl.DataFrame:
+    """The feature values of every event of ``history``, as the online engine computes them."""
+    specs = list(specs)
+    _check(specs)
+    events = load_events(history)
+    plan = _Plan(events, int(lateness_seconds * MICROS), max((s.buckets for s in specs if s.stateful), default=1))
+    columns: dict[str, _Column] = {}
+    for spec in specs:
+        if spec.stateful:
+            columns[spec.name] = plan.feature(spec)
+        elif spec.derived and spec.of:
+            columns[spec.name] = _ratio(columns.get(spec.of[0]), columns.get(spec.of[1]), len(events))
+    output = [events.column("event_id")]
+    output += [columns[s.name].series(s.name, s.aggregate) for s in specs if s.name in columns]
+    return pl.DataFrame(output)
+
+
+def output_dtypes(specs: Sequence[FeatureSpec]) -> dict[str, Any]:
+    """The column types offline_features returns for ``specs``."""
+    return {"event_id": pl.String, **{s.name: _DTYPES[s.aggregate] for s in specs if s.aggregate in _DTYPES}}
+
+
+def _check(specs: list[FeatureSpec]) -> None:
+    names: set[str] = set()
+    for index, spec in enumerate(specs):
+        check_spec(spec, index)
+        if spec.name in names:
+            raise StrategyError(f"features[{index}]: a feature named {spec.name!r} is declared twice")
+        names.add(spec.name)
+
+
+# ---------------------------------------------------------------------- values
+@dataclass
+class _Column:
+    """One feature's values over the history: ``data`` where ``valid`` (avg: ``data`` is the total in
+    units and ``count`` the number of amounts; ratio: Decimal objects)."""
+
+    kind: str  # int, units, avg, seconds, ratio
+    valid: np.ndarray
+    data: np.ndarray
+    count: np.ndarray | None = None
+
+    def python(self, rows: np.ndarray) -> list[Any]:
+        """The values at ``rows`` as reference_values holds them."""
+        data = self.data[rows].tolist()
+        if self.kind == "units":
+            return [units_amount(u) for u in data]
+        if self.kind == "avg":
+            assert self.count is not None
+            return [average(t, c) for t, c in zip(data, self.count[rows].tolist(), strict=True)]
+        return data
+
+    def nonzero(self) -> np.ndarray:
+        return self.valid & (self.data != 0)
+
+    def series(self, name: str, aggregate: str) -> pl.Series:
+        invalid = pl.Series(~self.valid)
+        if self.kind == "int":
+            return pl.Series(name, self.data, dtype=pl.Int64).set(invalid, None)
+        if self.kind == "seconds":
+            return pl.Series(name, self.data, dtype=pl.Float64).set(invalid, None)
+        if self.kind == "units":
+            if self.data.dtype == object:
+                values = [
+                    units_amount(u) if ok else None
+                    for u, ok in zip(self.data.tolist(), self.valid.tolist(), strict=True)
+                ]
+                return pl.Series(name, values, dtype=DECIMAL)
+            units = pl.Series(name, self.data, dtype=pl.Int64).set(invalid, None)
+            return (units.cast(pl.Decimal(38, 0)) * pl.Series([_UNIT], dtype=pl.Decimal(38, 4))).alias(name)
+        values = np.full(len(self.valid), None, dtype=object)
+        rows = np.flatnonzero(self.valid)
+        values[rows] = self._averages(rows) if self.kind == "avg" else self.data[rows]
+        return pl.Series(name, values, dtype=pl.Object)
+
+    def _averages(self, rows: np.ndarray) -> np.ndarray:
+        """values.average at ``rows``, computed once per distinct (total, count): about half as many."""
+        assert self.count is not None
+        totals, counts = self.data[rows], self.count[rows]
+        out = np.empty(len(rows), dtype=object)
+        width = int(counts.max(initial=0)) + 1
+        if totals.dtype == object or int(np.abs(totals).max(initial=0)) * width >= 1 << 62:
+            out[:] = [average(t, c) for t, c in zip(totals.tolist(), counts.tolist(), strict=True)]
+            return out
+        levels, inverse = np.unique(totals * width + counts, return_inverse=True)
+        distinct = np.empty(len(levels), dtype=object)
+        distinct[:] = [
+            average(t, c) for t, c in zip((levels // width).tolist(), (levels % width).tolist(), strict=True)
+        ]
+        return distinct[inverse.reshape(-1)]
+
+
+def _ratio(top: _Column | None, bottom: _Column | None, n: int) -> _Column:
+    """Decimal(top) / Decimal(bottom) where both have values and the bottom is not zero."""
+    data = np.full(n, None, dtype=object)
+    if top is None or bottom is None:
+        return _Column("ratio", np.zeros(n, dtype=bool), data)
+    valid = top.valid & bottom.nonzero()
+    rows = np.flatnonzero(valid)
+    data[rows] = [Decimal(a) / Decimal(b) for a, b in zip(top.python(rows), bottom.python(rows), strict=True)]
+    return _Column("ratio", valid, data)
+
+
+# ---------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class _Grouping:
+    """Rows grouped by a value: ``order`` lists the rows holding one (grouped, arrival order within a
+    group), ``seg`` the group of each, ``codes`` each row's group (-1: no value)."""
+
+    order: np.ndarray
+    seg: np.ndarray
+    codes: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Queries:
+    """The events that carry one entity key, in query order (by key, then arrival), with what every
+    feature of that key and bucket size needs."""
+
+    order: np.ndarray
+    keys: Keyed
+    t_us: np.ndarray
+    floor: np.ndarray  # bucket of watermark - lateness: the oldest a read reaches is this minus the window
+    floor_code: np.ndarray | None  # keys.low_codes(floor)
+    duplicate: np.ndarray
+    folded: np.ndarray
+
+
+class _Plan:
+    """Shared work for the features of one history: groupings, filters, queries and windows, each
+    computed once and reused by every feature that needs it."""
+
+    def __init__(self, events: Events, lateness_us: int, max_buckets: int) -> None:
+        self.events = events
+        self.max_buckets = max_buckets
+        self.n = len(events)
+        self.lateness_us = lateness_us
+        ids = events.column("event_id")
+        self.arrival = arrival(events.t_us, ids.to_list(), ids.is_first_distinct().to_numpy(), lateness_us)
+        self.environment = Environment(EVENT_DECLARATIONS)
+        self._groupings: dict[Any, _Grouping] = {}
+        self._filters: dict[str, np.ndarray] = {}
+        self._queries: dict[tuple[Any, ...], _Queries] = {}
+        self._windows: dict[tuple[Any, ...], Window] = {}
+
+    def grouping(self, label: Any, values: pl.Series) -> _Grouping:
+        found = self._groupings.get(label)
+        if found is None:
+            frame = pl.DataFrame({"v": values, "_row": np.arange(self.n, dtype=np.int64)}).drop_nulls("v")
+            rows = frame.group_by("v").agg(pl.col("_row")).get_column("_row")
+            order = rows.explode().to_numpy().astype(np.int64) if len(rows) else np.zeros(0, dtype=np.int64)
+            lengths = rows.list.len().to_numpy()
+            seg = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+            codes = np.full(self.n, -1, dtype=np.int64)
+            codes[order] = seg
+            found = self._groupings[label] = _Grouping(order, seg, codes)
+        return found
+
+    def entity(self, fields: tuple[str, ...]) -> _Grouping:
+        """Events grouped by their state key (values.entity_key: parts joined with U+001F)."""
+        if len(fields) == 1:
+            return self.grouping(("field", fields[0]), self.events.column(fields[0]))
+        joined = pl.DataFrame([self.events.column(f) for f in fields]).select(
+            pl.concat_str([pl.col(f) for f in fields], separator="\x1f")
+        )
+        return self.grouping(("entity", fields), joined.to_series())
+
+    def tokens(self, field: str) -> np.ndarray:
+        """Per event: a code of the value ``distinct`` counts (-1 when absent)."""
+        label = ("field", field)
+        if label not in self._groupings:
+            self.grouping(label, self.events.token_column(field))
+        return self._groupings[label].codes
+
+    def passes(self, when: str | None, name: str) -> np.ndarray | None:
+        if when is None:
+            return None
+        if when not in self._filters:
+            self._filters[when] = filter_mask(self.events, when, self.environment, where=f"features ({name}).when")
+        return self._filters[when]
+
+    def queries(self, fields: tuple[str, ...], g_us: int) -> _Queries:
+        key = (fields, g_us)
+        found = self._queries.get(key)
+        if found is None:
+            group = self.entity(fields)
+            order = group.order
+            a = self.arrival
+            t_us = self.events.t_us[order]
+            has = a.has_watermark[order]
+            oldest = (np.where(has, a.watermark[order], 0) - self.lateness_us) // g_us
+            keys = keyed(group.seg, t_us // g_us, self.max_buckets)
+            floor = np.where(has, oldest, np.iinfo(np.int64).min // 2)
+            found = self._queries[key] = _Queries(
+                order=order,
+                keys=keys,
+                t_us=t_us,
+                floor=floor,
+                floor_code=None if keys.code is None else keys.low_codes(floor),
+                duplicate=a.duplicate[order],
+                folded=a.folded[order],
+            )
+        return found
+
+    def feature(self, spec: FeatureSpec) -> _Column:
+        g_us = spec.granularity_seconds * MICROS
+        q = self.queries(spec.entity_fields, g_us)
+        passes = self.passes(spec.when, spec.name)
+        aggregate = spec.aggregate
+        tokens = None
+        if aggregate == "distinct":
+            tokens = self.tokens(spec.field or "")[q.order]
+            carries = tokens >= 0
+            contribution = ("token", spec.field)
+        elif aggregate in ("sum", "min", "max", "avg"):
+            carries = self.events.has_amount[q.order]
+            contribution = ("amount",)
+        else:
+            carries = np.ones(len(q.order), dtype=bool)
+            contribution = ("event",)
+        if passes is not None:
+            carries = carries & passes[q.order]
+        current = carries & ~q.duplicate if spec.include_current else np.zeros(len(q.order), dtype=bool)
+        win_key = (spec.entity_fields, g_us, spec.buckets, spec.when, contribution)
+        win = self._windows.get(win_key)
+        if win is None:
+            win = window(q.keys, q.floor, q.floor_code, spec.buckets, q.folded & carries)
+            self._windows[win_key] = win
+        return self._scatter(q, *_values(aggregate, win, q, current, tokens, self.events))
+
+    def _scatter(
+        self, q: _Queries, kind: str, valid: np.ndarray, data: np.ndarray, count: np.ndarray | None
+    ) -> _Column:
+        full_valid = np.zeros(self.n, dtype=bool)
+        full_valid[q.order] = valid
+        full = np.zeros(self.n, dtype=data.dtype)
+        full[q.order] = data
+        full_count = None
+        if count is not None:
+            full_count = np.zeros(self.n, dtype=np.int64)
+            full_count[q.order] = count
+        return _Column(kind, full_valid, full, full_count)
+
+
+def _values(
+    aggregate: str, win: Window, q: _Queries, current: np.ndarray, tokens: np.ndarray | None, events: Events
+) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(kind, valid, data, count) of one feature in query order."""
+    everywhere = np.ones(len(q.order), dtype=bool)
+    if aggregate == "count":
+        return "int", everywhere, window_counts(win) + current, None
+    if aggregate == "distinct":
+        assert tokens is not None
+        return "int", everywhere, distinct_counts(win, q.keys.seg, tokens, current), None
+    if aggregate in ("sum", "avg", "min", "max"):
+        units = events.units[q.order]
+        if aggregate in ("min", "max"):
+            op = np.minimum if aggregate == "min" else np.maximum
+            found, best = window_reduce(win, units, op)
+            best = np.where(current, np.where(found, op(best, units), units), best)
+            return "units", found | current, best, None
+        total = window_sum(win, units)
+        total = total + np.where(current, units, 0).astype(total.dtype)
+        if aggregate == "sum":
+            return "units", everywhere, total, None
+        count = window_counts(win) + current
+        return "avg", count > 0, total, count
+    if aggregate == "first_seen":
+        found, earliest = window_reduce(win, q.t_us, np.minimum)
+        earliest = np.where(current, np.where(found, np.minimum(earliest, q.t_us), q.t_us), earliest)
+        return "seconds", found | current, _seconds(q.t_us, earliest), None
+    found, latest = window_reduce(win, q.t_us, np.maximum)
+    seconds = np.where(current, 0.0, _seconds(q.t_us, latest))
+    return "seconds", found | current, seconds, None
+
+
+def _seconds(later_us: np.ndarray, earlier_us: np.ndarray) -> np.ndarray:
+    """values.seconds_between in bulk (differences stay far below 2**53, so the float division is exact
+    to the last bit, as Python's int / int is)."""
+    return np.maximum(later_us - earlier_us, 0).astype(np.float64) / MICROS
