@@ -8,8 +8,9 @@ scanning its key's whole history list.
 
     .venv/bin/python bench/features.py [--events 200000] [--quick]
 
-Prints one line per back end, e.g. ``memory: 61,200 events/s ...``. The Redis back end and the bulk
-offline path are not built yet (issue 3); they will print their own lines here.
+Prints one line per back end, e.g. ``memory: 61,200 events/s ...``. The Redis line (``run_redis``) needs
+the Redis server at RISKGUARD_REDIS_URL (default redis://127.0.0.1:6379/0) and runs at most 50,000 events.
+The bulk offline path is not built yet (issue 3); it will print its own line here.
 """
 
 from __future__ import annotations
@@ -76,6 +77,40 @@ def run_memory(features: list[FeatureSpec], events: list[Any], *, trace: bool) -
     return len(events) / elapsed, latencies, engine.size(), peak
 
 
+def run_redis(features: list[FeatureSpec], events: list[Any]) -> tuple[float, list[float], list[float], int, int]:
+    """One pass through a fresh namespace on the Redis at RISKGUARD_REDIS_URL (default the local one), one
+    EVALSHA round trip per event: (events/s, per-event seconds, PING seconds as the loopback floor, Redis keys
+    held, INFO used_memory delta in bytes). The namespace is deleted afterwards."""
+    import uuid
+
+    import redis
+
+    from riskguard.features.redis_backend import RedisFeatureEngine
+
+    client = redis.Redis.from_url(os.environ.get("RISKGUARD_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    engine = RedisFeatureEngine(client, namespace="bench-" + uuid.uuid4().hex[:8])
+    engine.declare(features, Environment(EVENT_DECLARATIONS))
+    prepared_vars = [(event, event_variables(event)) for event in events]
+    pings = []
+    for _ in range(1000):
+        t0 = time.perf_counter()
+        client.ping()
+        pings.append(time.perf_counter() - t0)
+    before = client.info("memory")["used_memory"]
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for event, variables in prepared_vars:
+        t0 = time.perf_counter()
+        engine.process(engine.prepare(event, variables), [features])
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    grown = client.info("memory")["used_memory"] - before
+    keys = engine.size()
+    engine.clear()
+    client.close()
+    return len(events) / elapsed, latencies, pings, keys, grown
+
+
 def run_naive(features: list[FeatureSpec], events: list[Any]) -> tuple[float, list[float]]:
     """Every feature from scratch per event: scan the key's whole history (the definition, no index)."""
     env = Environment(EVENT_DECLARATIONS)
@@ -135,7 +170,15 @@ def main() -> None:
         f"  baseline, naive rescan of each key's history ({naive_n:,} events): {naive_rate:,.0f} events/s, "
         f"p50 {pct(naive_latencies, 0.5) * 1000:.1f} µs, p99 {pct(naive_latencies, 0.99) * 1000:.1f} µs"
     )
-    print("redis: not built yet (issue 3); offline bulk: not built yet (issue 3)")
+    redis_n = min(n, 50_000)
+    r_rate, r_latencies, pings, r_keys, r_bytes = run_redis(features, events[:redis_n])
+    print(
+        f"redis: {r_rate:,.0f} events/s, p50 {pct(r_latencies, 0.5) * 1000:.0f} µs, p99 "
+        f"{pct(r_latencies, 0.99) * 1000:.0f} µs per event over loopback ({redis_n:,} events, one EVALSHA each; "
+        f"PING p50 {pct(pings, 0.5) * 1000:.0f} µs); {r_keys:,} Redis keys, used_memory +{r_bytes / 2**20:,.0f} MiB "
+        f"({r_bytes / max(r_keys, 1) * 1_000_000 / 2**20:,.0f} MiB per million keys)"
+    )
+    print("offline bulk: not built yet (issue 3)")
     print(f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
     print("targets (issue 3): memory >= 50,000 events/s/core with 30 features; Redis p99 <= 2 ms per event")
 

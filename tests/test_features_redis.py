@@ -6,6 +6,7 @@ sharing velocity through Redis."""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -292,3 +293,23 @@ def test_two_services_share_velocity_through_redis(
         assert result["explain"]["features"]["device_accounts_7d"] == 5
     finally:
         restarted.close()
+
+
+def test_decisions_go_on_without_features_when_redis_fails(tmp_path: Any, redis_server: str, namespace: str) -> None:
+    options = {"feature_backend": "redis", "redis_url": redis_server, "feature_namespace": namespace}
+    rg = RiskGuard(make_settings(f"sqlite:///{tmp_path}/rg.db", **options), background=False)
+    try:
+        rg.publish(EXAMPLE_STRATEGY, actor="test")
+        with socket.socket() as probe:  # a port nothing listens on: Redis is gone
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        pool = rg.feature_engine.client.connection_pool
+        pool.disconnect()
+        pool.connection_kwargs["port"] = port
+        pool.reset()  # forget the open connections: the next one dials the dead port
+        result = rg.decide(transfer("down"), with_explain=True)
+        assert result["degraded"] is True
+        assert [d["stage"] for d in result["degradations"]] == ["features"]
+        assert result["decision"] == "allow"  # the features stage fails open by default
+    finally:
+        rg.close()

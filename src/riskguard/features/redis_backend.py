@@ -53,7 +53,7 @@ log = logging.getLogger("riskguard")
 
 NAMESPACE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 #: Events pipelined per round trip while backfilling.
-BACKFILL_BATCH = 1000
+BACKFILL_BATCH = 500
 #: A backfill lock lives this long unless its holder renews it (each batch does): a crashed holder's lock
 #: frees itself and a waiting worker takes over.
 LOCK_MS = 60_000
@@ -109,7 +109,9 @@ class RedisFeatureEngine(FeatureEngine):
         if not NAMESPACE.match(namespace):
             raise ValueError(f"feature namespace {namespace!r}: use 1-64 letters, digits, '_', '.' or '-'")
         if isinstance(url_or_client, str):
-            self.client = redis.Redis.from_url(url_or_client, socket_timeout=2.0, socket_connect_timeout=2.0)
+            # a hung Redis stalls a decision at most this long (the features stage then fails open); a
+            # ?socket_timeout= in the URL overrides it
+            self.client = redis.Redis.from_url(url_or_client, socket_timeout=1.0, socket_connect_timeout=1.0)
             self._owns_client = True
         else:
             self.client = url_or_client
