@@ -25,6 +25,7 @@ from riskguard.config import Settings
 from riskguard.decision.pipeline import Pipeline, expand_rules, explain
 from riskguard.decision.stages import FeatureStage, ListIndex, ListStage
 from riskguard.decision.warnings import WarningCatalogue
+from riskguard.device.service import DeviceService
 from riskguard.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from riskguard.events.schema import Event, from_stored, to_json
 from riskguard.events.validate import check_event, parse_event_obj
@@ -111,6 +112,10 @@ class RiskGuard:
             closed_action=self.settings.closed_action,
             default_locale=self.settings.default_locale,
         )
+        self.devices = DeviceService(  # device keys, challenges and the `device` stage (before rules)
+            self.engine, config_path=self.settings.device_config, max_future_skew_s=self.settings.max_future_skew_s
+        )
+        self.pipeline.stages.insert([s.name for s in self.pipeline.stages].index("rules"), self.devices.stage)
         self._event_env = Environment(EVENT_DECLARATIONS)
         self._lock = threading.RLock()
         # decisions handed to the writer and not yet committed; a lock of its own, so that the writer
@@ -145,6 +150,7 @@ class RiskGuard:
         for thread in self._threads:
             thread.join(5)
         self.writer.close()
+        self.devices.close()
         if self._warm_features and self._snapshots.path is not None and self.feature_engine.watermark is not None:
             try:
                 self._snapshots.wait()

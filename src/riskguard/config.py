@@ -18,7 +18,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 STARTER_STRATEGY = PACKAGE_DIR / "strategies" / "starter.yaml"
 WARNINGS_CATALOGUE = PACKAGE_DIR / "strategies" / "warnings.yaml"
 
-STAGE_NAMES = ("features", "lists", "rules", "shadow")
+STAGE_NAMES = ("features", "lists", "device", "rules", "shadow")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class StagePolicy:
 DEFAULT_STAGE_POLICIES: dict[str, StagePolicy] = {
     "features": StagePolicy(budget_ms=20.0, failure="open"),
     "lists": StagePolicy(budget_ms=10.0, failure="closed"),
+    "device": StagePolicy(budget_ms=10.0, failure="closed"),
     "rules": StagePolicy(budget_ms=20.0, failure="closed"),
     "shadow": StagePolicy(budget_ms=20.0, failure="open"),
 }
@@ -66,6 +67,7 @@ class Settings:
     feature_backend: str = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     feature_namespace: str = "rg"
+    device_config: str = ""
     stage_policies: dict[str, StagePolicy] = field(default_factory=lambda: dict(DEFAULT_STAGE_POLICIES))
 
     @classmethod

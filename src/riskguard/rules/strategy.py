@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from riskguard.device.variables import DECLARATIONS as DEVICE_DECLARATIONS
 from riskguard.errors import StrategyError
 from riskguard.events.schema import IDENTIFIER_FIELDS
 from riskguard.features.spec import FeatureSpec, check_spec
@@ -169,8 +170,10 @@ def _check_document(doc: StrategyDocument) -> None:
 
 
 def declarations(document: StrategyDocument, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Every variable a strategy's rules may use: event fields, its features and lists, stage extras."""
+    """Every variable a strategy's rules may use: event fields, its features and lists, the standard
+    stages' variables (``device.*``) and any extra stage's."""
     names = dict(EVENT_DECLARATIONS)
+    names.update(DEVICE_DECLARATIONS)
     for spec in document.features:
         names[f"features.{spec.name}"] = spec.cel_type
     for spec in document.lists:
