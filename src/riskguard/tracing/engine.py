@@ -82,7 +82,8 @@ class Trace:
     as_of_ms: int
     holdings: dict[int, R.Holding]  # account code → its traced money
     seeds: list[tuple[int, int, int, int]] = field(default_factory=list)  # (row, account, victim, amount)
-    flows: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # (row, from, to, victim, amount)
+    # (row, from, to, victim, amount, hops of the account reached)
+    flows: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
     escapes: list[tuple[int, int, int, int]] = field(default_factory=list)  # (row, account, victim, amount)
     stops: list[tuple[int, int, int, int, int, str]] = field(
         default_factory=list
@@ -187,7 +188,7 @@ class _Run:
                                     stops.append((row, a, to, victim, part, HOP_LIMIT))
                                 else:
                                     forward[victim] = part
-                                    flows.append((row, a, to, victim, part))
+                                    flows.append((row, a, to, victim, part, hops[victim] + 1))
                             if forward:
                                 self.receive(to, row, forward, holding)
                     else:

@@ -58,9 +58,11 @@ def evaluate_world(
     victims = resolve(ledger, reports, loc=("victim_reports",))
     gang_of = dict(zip(rows["report_id"].to_list(), rows["gang_id"].to_list(), strict=True))
     mules = mule_accounts(world)
-    mule_codes = {
-        v.index: {c for a in mules.get(gang_of[v.report_id], ()) if (c := ledger.code(a)) >= 0} for v in victims
+    gang_codes = {
+        gang: {c for c in ledger.codes_of(pl.Series(sorted(accounts), dtype=pl.String)).tolist() if c >= 0}
+        for gang, accounts in mules.items()
     }
+    mule_codes = {v.index: gang_codes.get(gang_of[v.report_id], set()) for v in victims}
 
     # where the money went: one trace of every report, as of the last report
     final = tracer.run(ledger, victims).trace

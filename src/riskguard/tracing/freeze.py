@@ -19,14 +19,14 @@ evidence a stop-payment request needs.
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import polars as pl
 
 from riskguard.tracing.engine import Trace
 from riskguard.tracing.money import split
+from riskguard.tracing.paths import PathIndex
 
 URGENCY = ("moving", "recent", "still")
 DAY_MS = 86_400_000
@@ -44,21 +44,37 @@ class FreezeOrder:
     last_outflow_row: int  # -1 when none
     dwell_minutes: float | None
     priority: int = 0
-    paths: dict[int, list[tuple[int, int, int, int]]] = field(default_factory=dict)
+    _evidence: list[tuple[int, list[tuple[int, int, int, int]]]] | None = field(default=None, repr=False)
+
+    def evidence(self, paths: PathIndex, most: int) -> list[tuple[int, list[tuple[int, int, int, int]]]]:
+        """The transfer chain from each victim's payment to this account, for the ``most`` largest shares."""
+        if self._evidence is None:
+            largest = sorted(self.by_victim.items(), key=lambda kv: (-kv[1], kv[0]))[:most]
+            self._evidence = [(victim, paths.path(self.account, victim)) for victim, _ in largest]
+        return self._evidence
+
+    def paths_rows(self, paths: PathIndex, most: int) -> list[int]:
+        return [link[0] for _, chain in self.evidence(paths, most) for link in chain]
 
 
-def dwell_by_account(trace: Trace) -> dict[int, list[float]]:
-    """Minutes each traced piece stayed on an account (first arrival of that victim's money → departure)."""
-    ts = trace.ledger.ts
-    out: dict[int, list[float]] = defaultdict(list)
-    departures = [(row, source, victim) for row, source, _t, victim, _a in trace.flows]
+def dwell_by_account(trace: Trace) -> dict[int, float]:
+    """Median minutes traced money stayed on each account it left: from the first arrival of a victim's
+    money there to each departure (onward transfer, stop or exit) of that victim's money."""
+    departures = [(row, source, victim) for row, source, _t, victim, _a, _h in trace.flows]
     departures += [(row, source, victim) for row, source, _t, victim, _a, _w in trace.stops]
     departures += [(row, account, victim) for row, account, victim, _a in trace.escapes if account >= 0]
-    for row, account, victim in departures:
-        first = trace.holdings[account].first.get(victim)
-        if first is not None:
-            out[account].append((int(ts[row]) - int(ts[first])) / 60_000)
-    return out
+    if not departures:
+        return {}
+    arrivals = [(account, victim, row) for account, h in trace.holdings.items() for victim, row in h.first.items()]
+    ts = trace.ledger.ts
+    left = pl.DataFrame(departures, schema={"row": pl.Int64, "account": pl.Int64, "victim": pl.Int64}, orient="row")
+    first = pl.DataFrame(arrivals, schema={"account": pl.Int64, "victim": pl.Int64, "first": pl.Int64}, orient="row")
+    joined = left.join(first, on=["account", "victim"], how="inner")
+    dwell = (ts[joined["row"].to_numpy()] - ts[joined["first"].to_numpy()]) / 60_000
+    medians = (
+        pl.DataFrame({"account": joined["account"], "dwell": dwell}).group_by("account").agg(pl.col("dwell").median())
+    )
+    return dict(zip(medians["account"].to_list(), medians["dwell"].to_list(), strict=True))
 
 
 def freeze_orders(
@@ -89,8 +105,7 @@ def freeze_orders(
         start = int(np.searchsorted(keys, 2 * recent_row + 1, side="right"))
         outflow_recent = int(view.amount[lo + start : lo + end].sum())
         last_row = int(keys[end - 1] >> 1) if end else -1
-        pieces = dwell.get(account)
-        dwell_minutes = statistics.median(pieces) if pieces else None
+        dwell_minutes = dwell.get(account)
         if outflow_recent > 0 or (dwell_minutes is not None and dwell_minutes <= moving_minutes):
             urgency = "moving"
         elif last_row >= 0 and as_of_ms - int(ledger.ts[last_row]) <= DAY_MS:
@@ -110,7 +125,7 @@ def freeze_orders(
                 dwell_minutes=dwell_minutes,
             )
         )
-    orders.sort(key=lambda o: (URGENCY.index(o.urgency), -o.freezable, ledger.name(o.account)))
+    orders.sort(key=lambda o: (URGENCY.index(o.urgency), -o.freezable, o.account))
     for rank, order in enumerate(orders, 1):
         order.priority = rank
     return orders

@@ -112,7 +112,6 @@ class Ledger:
     currency: str = "CNY"
     opening_given: np.ndarray | None = None  # int64 per account code, when given
     source: str = ""
-    _code: dict[str, int] | None = field(default=None, repr=False)
     _basis: Basis | None = field(default=None, init=False, repr=False)
     _opening: np.ndarray | None = field(default=None, init=False, repr=False)
     _credit_entry: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -133,7 +132,56 @@ class Ledger:
         with columns ``account`` and ``opening``; accounts not named start from zero (raised where the
         flows need more: see ``Basis``)."""
         frame = _normalise(frame)
-        given = None
+        unknown = frame.filter(~pl.col("kind").is_in(list(KINDS)))
+        if unknown.height:
+            raise ValidationFailed(
+                [{"loc": ["ledger", "kind"], "type": "value_error", "msg": f"unknown kind {unknown['kind'][0]!r}"}]
+            )
+        if frame.height and frame["amount"].min() <= 0:  # type: ignore[operator]
+            raise ValidationFailed([{"loc": ["ledger", "amount"], "type": "value_error", "msg": "amounts must be > 0"}])
+        n = frame.height
+        # strings are encoded before anything is reordered (polars sorts gathered strings slowly)
+        kind = frame["kind"].replace_strict(list(KINDS), list(range(len(KINDS))), return_dtype=pl.Int8)
+        kind_np = kind.to_numpy().astype(np.int8)
+        is_credit = kind_np == CREDIT
+        onto_platform = (kind_np == TRANSFER) & ~frame["off_platform"].to_numpy()
+        payer_name = frame["account"].set(pl.Series(is_credit), None)
+        payee_name = pl.select(
+            pl.when(pl.lit(pl.Series(is_credit)))
+            .then(frame["account"])
+            .when(pl.lit(pl.Series(onto_platform)))
+            .then(frame["counterparty"])
+        ).to_series()
+        codes, names = _encode(pl.concat([payer_name, payee_name]))
+        order = _time_order(frame["ts"].to_numpy())
+        payer, payee = codes[:n][order], codes[n:][order]
+        kind_np = kind_np[order]
+        debit = (payer >= 0) & ((kind_np == WITHDRAWAL) | frame["wallet"].to_numpy()[order])
+        where = pl.select(
+            pl.when(pl.lit(kind == PAYMENT))
+            .then(frame["merchant"])
+            .when(pl.lit(kind == WITHDRAWAL))
+            .then(frame["card"])
+            .when(pl.lit(kind == TRANSFER) & pl.lit(pl.Series(~onto_platform)))
+            .then(frame["counterparty"])
+            .when(pl.lit(kind == CREDIT))
+            .then(frame["merchant"].fill_null(pl.lit("outside")))
+        ).to_series()
+        gather = pl.Series(order.astype(np.int64))
+        ledger = cls(
+            ts=frame["ts"].to_numpy().astype(np.int64)[order],
+            kind=kind_np,
+            payer=payer,
+            payee=payee,
+            amount=frame["amount"].to_numpy().astype(np.int64)[order],
+            debit=debit,
+            age_days=frame["age_days"].fill_null(-1).to_numpy().astype(np.int32)[order],
+            event_id=frame["event_id"].gather(gather),
+            where=where.gather(gather),
+            accounts=names,
+            currency=currency,
+            source=source,
+        )
         if opening is not None:
             given = (
                 opening
@@ -142,64 +190,11 @@ class Ledger:
                     {"account": list(opening), "opening": list(opening.values())},
                     schema={"account": pl.String, "opening": pl.Int64},
                 )
-            ).select(pl.col("account").cast(pl.String), pl.col("opening").cast(pl.Int64))
-        unknown = frame.filter(~pl.col("kind").is_in(list(KINDS)))
-        if unknown.height:
-            raise ValidationFailed(
-                [{"loc": ["ledger", "kind"], "type": "value_error", "msg": f"unknown kind {unknown['kind'][0]!r}"}]
             )
-        if frame.height and frame["amount"].min() <= 0:  # type: ignore[operator]
-            raise ValidationFailed([{"loc": ["ledger", "amount"], "type": "value_error", "msg": "amounts must be > 0"}])
-        frame = frame.with_row_index("_order").sort(["ts", "_order"])
-        kind = frame["kind"].replace_strict(list(KINDS), list(range(len(KINDS))), return_dtype=pl.Int8)
-        is_credit = kind == CREDIT
-        onto_platform = (kind == TRANSFER) & ~frame["off_platform"]
-        payee_name = pl.select(
-            pl.when(pl.lit(is_credit)).then(frame["account"]).when(pl.lit(onto_platform)).then(frame["counterparty"])
-        ).to_series()
-        payer_name = frame["account"].set(is_credit, None)
-        names = pl.concat([payer_name, payee_name]).drop_nulls().unique(maintain_order=False).sort()
-
-        lookup = pl.DataFrame({"name": names, "code": pl.Series(np.arange(len(names), dtype=np.int32))})
-
-        def codes(series: pl.Series) -> np.ndarray:
-            joined = pl.DataFrame({"name": series}).join(lookup, on="name", how="left", maintain_order="left")
-            return joined["code"].fill_null(-1).to_numpy().astype(np.int32)
-
-        payer = codes(payer_name)
-        payee = codes(payee_name)
-        kind_np = kind.to_numpy().astype(np.int8)
-        debit = (payer >= 0) & ((kind_np == WITHDRAWAL) | frame["wallet"].to_numpy())
-        where = pl.select(
-            pl.when(pl.lit(kind == PAYMENT))
-            .then(frame["merchant"])
-            .when(pl.lit(kind == WITHDRAWAL))
-            .then(frame["card"])
-            .when(pl.lit(kind == TRANSFER) & pl.lit(~onto_platform))
-            .then(frame["counterparty"])
-            .when(pl.lit(is_credit))
-            .then(frame["merchant"].fill_null(pl.lit("outside")))
-        ).to_series()
-        opening_given = None
-        if given is not None:
-            opening_given = np.zeros(len(names), dtype=np.int64)
-            joined = given.rename({"account": "name"}).join(lookup, on="name", how="inner")
-            opening_given[joined["code"].to_numpy()] = joined["opening"].to_numpy()
-        return cls(
-            ts=frame["ts"].to_numpy().astype(np.int64),
-            kind=kind_np,
-            payer=payer,
-            payee=payee,
-            amount=frame["amount"].to_numpy().astype(np.int64),
-            debit=debit,
-            age_days=frame["age_days"].fill_null(-1).to_numpy().astype(np.int32),
-            event_id=frame["event_id"],
-            where=where,
-            accounts=names,
-            currency=currency,
-            opening_given=opening_given,
-            source=source,
-        )
+            found = ledger.codes_of(given["account"].cast(pl.String))
+            ledger.opening_given = np.zeros(len(names), dtype=np.int64)
+            ledger.opening_given[found[found >= 0]] = given["opening"].cast(pl.Int64).to_numpy()[found >= 0]
+        return ledger
 
     # ------------------------------------------------------------------ identifiers
     def __len__(self) -> int:
@@ -209,30 +204,34 @@ class Ledger:
     def n_accounts(self) -> int:
         return len(self.accounts)
 
+    @cached_property
+    def _account_hashes(self) -> tuple[np.ndarray, np.ndarray]:
+        hashes = _hash(self.accounts)
+        order = np.argsort(hashes)
+        return hashes[order], order
+
+    def codes_of(self, accounts: pl.Series) -> np.ndarray:
+        """The code of each account identifier (-1 where the ledger never names it)."""
+        return _find(accounts, *self._account_hashes, self.accounts)
+
     def code(self, account: str) -> int:
         """The code of an account identifier, or -1 when the ledger never names it."""
-        if self._code is None:
-            self._code = {name: i for i, name in enumerate(self.accounts.to_list())}
-        return self._code.get(account, -1)
+        return int(self.codes_of(pl.Series([account], dtype=pl.String))[0])
 
     def name(self, code: int) -> str:
         return str(self.accounts[int(code)])
 
     @cached_property
-    def _ids_sorted(self) -> tuple[pl.Series, np.ndarray]:
-        order = self.event_id.arg_sort(nulls_last=True)
-        return self.event_id.gather(order), order.to_numpy()
+    def _id_hashes(self) -> tuple[np.ndarray, np.ndarray]:
+        hashes = _hash(self.event_id)
+        order = np.argsort(hashes)
+        return hashes[order], order
 
     def rows_of(self, event_ids: list[str]) -> list[int]:
         """Row of each event id (-1 where the ledger has no such event)."""
         if not event_ids:
             return []
-        values, order = self._ids_sorted
-        wanted = pl.Series(event_ids, dtype=pl.String)
-        at = values.search_sorted(wanted, side="left").to_numpy()
-        at = np.minimum(at, max(len(values) - 1, 0))
-        found = values.gather(at) == wanted if len(values) else pl.Series([False] * len(event_ids))
-        return [int(order[a]) if ok else -1 for a, ok in zip(at, found.to_list(), strict=True)]
+        return _find(pl.Series(event_ids, dtype=pl.String), *self._id_hashes, self.event_id).tolist()
 
     def row_at_or_before(self, ms: int) -> int:
         """The last row at or before ``ms`` (-1 when none)."""
@@ -250,7 +249,7 @@ class Ledger:
         key = np.concatenate([2 * d_rows, 2 * c_rows + 1])
         side = np.concatenate([np.zeros(len(d_rows), np.int8), np.ones(len(c_rows), np.int8)])
         amount = np.concatenate([self.amount[d_rows], self.amount[c_rows]])
-        order = np.argsort(account * (2 * n + 2) + key, kind="stable")
+        order = np.argsort(account * (2 * n + 2) + key)  # unique keys: no need for a stable sort
         account, key, side, amount = account[order], key[order], side[order], amount[order]
         del order
         off = np.searchsorted(account, np.arange(self.n_accounts + 1), side="left").astype(np.int64)
@@ -345,6 +344,71 @@ def _segment_cumsum(values: np.ndarray, off: np.ndarray, counts: np.ndarray) -> 
     before = np.zeros(len(counts), dtype=total.dtype)
     before[counts > 0] = total[starts] - values[starts]
     return total - np.repeat(before, counts)
+
+
+def _time_order(ts: np.ndarray) -> np.ndarray:
+    """Rows by time, ties in their given order (one unique integer key: quicksort, not a stable sort)."""
+    if not len(ts):
+        return np.zeros(0, dtype=np.int64)
+    span = int(ts.max()) - int(ts.min()) + 1
+    if span * len(ts) < 2**62:
+        return np.argsort((ts - ts.min()) * len(ts) + np.arange(len(ts)))
+    return np.argsort(ts, kind="stable")
+
+
+def _hash(values: pl.Series) -> np.ndarray:
+    return values.hash(seed=0x5EED).to_numpy()
+
+
+def _encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """Codes (-1 for null) and the distinct values, grouped by a 64-bit hash. A second, independent hash
+    must agree within every group; if it does not (two values share the first hash: about one chance in
+    10^6 for ten million accounts), the values are encoded exactly instead."""
+    present = values.is_not_null().to_numpy()
+    codes = np.full(len(values), -1, dtype=np.int32)
+    kept = values.filter(pl.Series(present))
+    first_hash, second_hash = _hash(kept), kept.hash(seed=0xC0DE).to_numpy()
+    order = np.argsort(first_hash)
+    ordered = first_hash[order]
+    new_group = np.concatenate([[True], ordered[1:] != ordered[:-1]]) if len(order) else np.zeros(0, dtype=bool)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(new_group) - 1
+    seconds = second_hash[order]
+    collided = len(order) > 1 and bool(((seconds[1:] != seconds[:-1]) & ~new_group[1:]).any())
+    names = kept.gather(pl.Series(order[new_group]))
+    if collided:
+        names = kept.unique().sort()
+        inverse = (
+            pl.DataFrame({"name": kept})
+            .join(
+                pl.DataFrame({"name": names, "code": np.arange(len(names), dtype=np.int64)}),
+                on="name",
+                how="left",
+                maintain_order="left",
+            )["code"]
+            .to_numpy()
+        )
+    codes[present] = inverse
+    return codes, names
+
+
+def _find(wanted: pl.Series, hashes: np.ndarray, order: np.ndarray, values: pl.Series) -> np.ndarray:
+    """Positions in ``values`` of each wanted string (-1 if absent), through its sorted hashes."""
+    keys = _hash(wanted)
+    low = np.searchsorted(hashes, keys, side="left")
+    high = np.searchsorted(hashes, keys, side="right")
+    out = np.full(len(wanted), -1, dtype=np.int64)
+    single = np.flatnonzero(high - low == 1)
+    if len(single):
+        candidates = order[low[single]]
+        same = (values.gather(pl.Series(candidates)) == wanted.gather(pl.Series(single))).fill_null(False).to_numpy()
+        out[single[same]] = candidates[same]
+    for i in np.flatnonzero(high - low > 1).tolist():  # a hash collision: compare each candidate
+        for at in range(int(low[i]), int(high[i])):
+            if values[int(order[at])] == wanted[i]:
+                out[i] = int(order[at])
+                break
+    return out
 
 
 def _normalise(frame: pl.DataFrame) -> pl.DataFrame:

@@ -54,28 +54,34 @@ def split(total: int, weights: Mapping[K, int]) -> dict[K, int]:
     weight = sum(weights.values())
     if total <= 0 or weight <= 0:
         return {}
-    if len(weights) == 1 or total == weight:
-        if total == weight:
-            return {k: w for k, w in weights.items() if w > 0}
+    if total == weight:
+        return {k: w for k, w in weights.items() if w > 0}
+    if len(weights) == 1:
         (key,) = weights
         return {key: total}
     parts: dict[K, int] = {}
-    remainders: list[tuple[int, int, K]] = []
+    rests: list[tuple[int, K]] = []
     given = 0
-    for order, (key, w) in enumerate(weights.items()):
-        if w <= 0:
-            continue
-        share, rest = divmod(total * w, weight)
-        parts[key] = share
-        given += share
+    for key, w in weights.items():
+        part, rest = divmod(total * w, weight)
+        if part:
+            parts[key] = part
+            given += part
         if rest:
-            remainders.append((-rest, order, key))
+            rests.append((rest, key))
     left = total - given
-    if left:
-        remainders.sort()
-        for _, _, key in remainders[:left]:
-            parts[key] += 1
-    return {k: v for k, v in parts.items() if v > 0}
+    if left == 1:
+        key = max(rests, key=_first)[1]  # max keeps the first of equal remainders
+        parts[key] = parts.get(key, 0) + 1
+    elif left:
+        rests.sort(key=_first, reverse=True)  # stable: equal remainders keep their order
+        for _, key in rests[:left]:
+            parts[key] = parts.get(key, 0) + 1
+    return parts
+
+
+def _first(item: tuple[int, object]) -> int:
+    return item[0]
 
 
 def share(total: int, part: int, whole: int) -> int:

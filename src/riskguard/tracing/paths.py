@@ -20,7 +20,7 @@ class PathIndex:
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
         self.incoming: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
-        for row, source, target, victim, amount in trace.flows:
+        for row, source, target, victim, amount, _hops in trace.flows:
             self.incoming[(target, victim)].append((row, source, amount))
         self.seed: dict[tuple[int, int], tuple[int, int]] = {}
         for row, account, victim, amount in trace.seeds:

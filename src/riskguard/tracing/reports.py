@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import msgspec
 import numpy as np
+import polars as pl
 
 from riskguard.errors import ValidationFailed
 from riskguard.tracing.ledger import CREDIT, Ledger
@@ -88,6 +89,9 @@ def resolve(ledger: Ledger, reports: list[ReportIn], *, loc: tuple[Any, ...] = (
         path = list(where) if isinstance(where, tuple) else [where]
         errors.append({"loc": [*loc, index, *path], "type": "value_error", "msg": message})
 
+    victim_codes = ledger.codes_of(pl.Series([r.victim_account for r in reports], dtype=pl.String)).tolist()
+    wanted_ids = [e for r in reports for e in (r.event_ids or [])]
+    found_rows = dict(zip(wanted_ids, ledger.rows_of(wanted_ids), strict=True))
     for index, report in enumerate(reports):
         report_id = report.report_id or f"r{index + 1}"
         if report_id in seen_ids:
@@ -108,11 +112,11 @@ def resolve(ledger: Ledger, reports: list[ReportIn], *, loc: tuple[Any, ...] = (
             fail(index, "event_ids", "give either event_ids or a window (start, end), not both and not neither")
             continue
         reported_ms = ms_of(report.reported_at)
-        victim_code = ledger.code(report.victim_account)
+        victim_code = victim_codes[index]
         rows: list[int] = []
         if report.event_ids is not None:
             for position, (event_id, row) in enumerate(
-                zip(report.event_ids, ledger.rows_of(report.event_ids), strict=True)
+                zip(report.event_ids, [found_rows[e] for e in report.event_ids], strict=True)
             ):
                 where = ("event_ids", position)
                 if row < 0:
@@ -177,7 +181,7 @@ def _in_window(ledger: Ledger, payer: int, start: int, end: int, payees: list[st
     ts = ledger.ts[mine]
     mine = mine[(ts >= start) & (ts <= end)]
     if payees is not None:
-        wanted = np.array([ledger.code(p) for p in payees], dtype=np.int64)
+        wanted = ledger.codes_of(pl.Series(payees, dtype=pl.String))
         mine = mine[np.isin(ledger.payee[mine], wanted[wanted >= 0])]
     return [int(r) for r in mine]
 

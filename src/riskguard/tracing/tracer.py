@@ -18,6 +18,8 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+import polars as pl
+
 from riskguard.errors import ValidationFailed
 from riskguard.tracing import document as doc
 from riskguard.tracing.alerts import PoisonReach, poison_reach
@@ -95,7 +97,8 @@ class Tracer:
         trace = run(ledger, victims, params)  # type: ignore[arg-type]
         balances = None
         if current_balances:
-            balances = {code: amount for name, amount in current_balances.items() if (code := ledger.code(name)) >= 0}
+            codes = ledger.codes_of(pl.Series(list(current_balances), dtype=pl.String)).tolist()
+            balances = {c: amount for c, amount in zip(codes, current_balances.values(), strict=True) if c >= 0}
         orders = freeze_orders(trace, current_balances=balances, moving_minutes=self.moving_minutes)
         plan = plan_returns(
             [(o.account, o.freezable, o.by_victim) for o in orders],
