@@ -324,3 +324,43 @@ def test_a_forged_checkpoint_and_an_unknown_member_are_refused(consortium: Conso
         outsider.checkpoint(a.member_url("bank-a"))
     assert refused.value.status == 401
     outsider.close()
+
+
+def test_a_split_view_is_caught_by_gossip(consortium: Consortium) -> None:
+    a, b, c = consortium.a, consortium.b, consortium.c
+    a.publish_checkpoint()
+    b.sync()
+    c.sync()
+    # the log shows C a history that extends size 1 consistently, but is not the one it shows B
+    forged = sign_entry(
+        a.signer,
+        "report",
+        Report(
+            subject="ab" * 32,
+            subject_kind="account",
+            category="mule",
+            severity=5,
+            evidence=Evidence(hash="cd" * 32, held_by="bank-a"),
+            legal_basis="another history",
+            expires_at=expiry(a.now(), 30),
+        ),
+    )
+    fork_tree = MerkleTree()
+    fork_tree.extend([leaf_hash(consortium.genesis), leaf_hash(encode(forged))])
+    text = Checkpoint(a.origin, 2, fork_tree.root()).text()
+    c_url = a.member_url("pay-c")
+    assert a.client.add_checkpoint(
+        c_url, sign_note(text, [consortium.log_signer]), 1, fork_tree.consistency_proof(1, 2)
+    )
+    a.report(
+        subject_kind="account",
+        value="6222021000009999",
+        category="mule",
+        severity=2,
+        evidence=b"x",
+        legal_basis="AML law art. 16",
+    )  # the true size 2: B cosigns it, C refuses it
+    b.sync()
+    assert len(c.witness.forks()) == 1  # type: ignore[union-attr]
+    found = c.gossip()  # and comparing notes with B shows the split view, from B's signed checkpoint
+    assert len(found) == 1 and "two roots signed for size 2" in found[0]
