@@ -152,6 +152,7 @@ def explain(ctx: Context) -> dict[str, Any]:
         "matched": matched,
         "errors": errors,
         "stage_ms": {k: round(v, 3) for k, v in ctx.timings.items()},
+        "variables": dict(ctx.extra),  # what later stages bound for rules (device.*, ...)
     }
 
 

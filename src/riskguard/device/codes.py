@@ -113,9 +113,9 @@ MESSAGES: dict[str, str] = {
     DEVICE_MANY_ACCOUNTS: "keys for three or more accounts were registered on this device",
     DEVICE_SHARED: "keys for two accounts were registered on this device",
     ACCOUNT_MANY_DEVICES: "the account has five or more registered devices",
-    FARM_NETWORK: "many devices registered from this network in a day (device farm)",
+    FARM_NETWORK: "eight or more devices registered from this network within a day (device farm)",
     FARM_FINGERPRINT: "many devices share this fingerprint template (cloned images)",
-    REGISTRATION_BURST: "a burst of registrations from this network within an hour",
+    REGISTRATION_BURST: "ten or more registrations from this network within an hour",
     SIGNATURE_FAILED: "the event's device signature failed",
 }
 

@@ -277,8 +277,8 @@ class DeviceRegistry:
     def device_accounts(self, device_id: str) -> int:
         return len(self._device_accounts.get(device_id, ()))
 
-    def network_devices(self, network: str | None, at: float, window_s: float) -> int:
-        """Distinct devices registered from ``network`` within ``window_s`` either side of ``at``."""
+    def network_devices(self, network: str | None, at: float, window_s: float, *, distinct: bool = True) -> int:
+        """Devices (``distinct``) or registrations from ``network`` within ``window_s`` either side of ``at``."""
         if not network:
             return 0
         with self.lock:
@@ -287,6 +287,8 @@ class DeviceRegistry:
                 return 0
             low = bisect.bisect_left(times, (at - window_s, ""))
             high = bisect.bisect_right(times, (at + window_s, "\uffff"))
+            if not distinct:
+                return high - low
             return len({device for _, device in times[low:high]})
 
     def fingerprint_devices(self, fingerprint: str | None) -> int:

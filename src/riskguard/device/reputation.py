@@ -156,7 +156,7 @@ def assess(
         registered = record.registered_ts
         if registry.network_devices(record.network, registered, DAY) >= policy.farm_network_devices:
             reasons.add(codes.FARM_NETWORK)
-        if registry.network_devices(record.network, registered, 3600.0) >= policy.burst_devices:
+        if registry.network_devices(record.network, registered, 3600.0, distinct=False) >= policy.burst_registrations:
             reasons.add(codes.REGISTRATION_BURST)
         if registry.fingerprint_devices(record.fingerprint) >= policy.farm_fingerprint_devices:
             reasons.add(codes.FARM_FINGERPRINT)

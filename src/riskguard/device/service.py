@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -181,7 +182,7 @@ class DeviceService:
             raise DeviceRefused(codes.ATTESTATION_UNSUPPORTED, f"format {fmt!r}; known: {', '.join(self.providers)}")
         nonce = unb64(request.nonce, field="nonce")
         digest = registration_digest(request.account_id, request.device_id)
-        consumer = f"register:{request.account_id}:{request.device_id}:{request.nonce}"
+        consumer = "register:" + secrets.token_hex(8)  # a registration never reuses a nonce, even its own
         reason = self.nonces.consume(nonce, digest, consumer)
         if reason is not None:
             raise DeviceRefused(reason)

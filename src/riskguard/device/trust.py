@@ -111,8 +111,8 @@ class Policy:
     patch_old_days: int = 365
     key_new_days: int = 7
     new_device_days: int = 7
-    farm_network_devices: int = 15  # distinct devices registered from one network within 24 h
-    burst_devices: int = 8  # distinct devices registered from one network within 1 h
+    farm_network_devices: int = 8  # distinct devices registered from one network within 24 h
+    burst_registrations: int = 10  # registrations (keys) from one network within 1 h
     farm_fingerprint_devices: int = 5  # distinct devices sharing one fingerprint
     many_accounts: int = 3
     many_devices: int = 5
@@ -122,7 +122,7 @@ class Policy:
             raise ConfigError("device policy.challenge_ttl_s must be 1..60 seconds")
         if not (16 <= self.nonce_bytes <= 64):
             raise ConfigError("device policy.nonce_bytes must be 16..64")
-        for name in ("farm_network_devices", "burst_devices", "farm_fingerprint_devices", "many_accounts"):
+        for name in ("farm_network_devices", "burst_registrations", "farm_fingerprint_devices", "many_accounts"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"device policy.{name} must be at least 2")
 

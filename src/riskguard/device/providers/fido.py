@@ -98,7 +98,7 @@ class WebAuthnProvider:
             cose_key=verified.credential_public_key,
             counter=verified.sign_count,
             details={
-                "fmt": str(verified.fmt.value),
+                "fmt": str(getattr(verified.fmt, "value", verified.fmt)),
                 "aaguid": verified.aaguid,
                 "user_verified": verified.user_verified,
             },
