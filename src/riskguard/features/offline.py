@@ -38,6 +38,7 @@ from riskguard.features.offline_windows import (
     arrival,
     distinct_counts,
     keyed,
+    segment_starts,
     window,
     window_counts,
     window_reduce,
@@ -70,21 +71,21 @@ def offline_features(
     specs = list(specs)
     _check(specs)
     events = load_events(history)
-    plan = _Plan(events, int(lateness_seconds * MICROS), max((s.buckets for s in specs if s.stateful), default=1))
-    columns: dict[str, _Column] = {}
+    plan = _Plan(events, int(lateness_seconds * MICROS), specs)
+    operands = {name for s in specs if s.derived and s.of for name in s.of}
+    kept: dict[str, _Column] = {}  # the operands of ratios
+    output = [events.column("event_id")]
     for spec in specs:
         if spec.stateful:
-            columns[spec.name] = plan.feature(spec)
+            column = plan.feature(spec)
         elif spec.derived and spec.of:
-            columns[spec.name] = _ratio(columns.get(spec.of[0]), columns.get(spec.of[1]), len(events))
-    output = [events.column("event_id")]
-    output += [columns[s.name].series(s.name, s.aggregate) for s in specs if s.name in columns]
+            column = _ratio(kept.get(spec.of[0]), kept.get(spec.of[1]), len(events))
+        else:
+            continue
+        if spec.name in operands:
+            kept[spec.name] = column
+        output.append(column.series(spec.name, spec.aggregate))
     return pl.DataFrame(output)
-
-
-def output_dtypes(specs: Sequence[FeatureSpec]) -> dict[str, Any]:
-    """The column types offline_features returns for ``specs``."""
-    return {"event_id": pl.String, **{s.name: _DTYPES[s.aggregate] for s in specs if s.aggregate in _DTYPES}}
 
 
 def _check(specs: list[FeatureSpec]) -> None:
@@ -179,33 +180,77 @@ class _Grouping:
     codes: np.ndarray
 
 
+def group_rows(values: pl.Series) -> _Grouping:
+    """Groups rows by value. Grouping by a 64-bit hash is twice as fast as by the strings; a second,
+    independently seeded hash must then agree within every group, or the rows are grouped by the values
+    themselves (a collision in both would take about 2**64 keys)."""
+    n = len(values)
+    present = values.is_not_null()
+    frame = pl.DataFrame({"v": values.hash(seed=1), "_row": np.arange(n, dtype=np.int64)}).filter(present)
+    order, lengths = _grouped(frame)
+    check = values.hash(seed=2).to_numpy()
+    if len(order) and not (check[order] == np.repeat(check[order[np.cumsum(lengths) - lengths]], lengths)).all():
+        order, lengths = _grouped(pl.DataFrame({"v": values, "_row": np.arange(n, dtype=np.int64)}).filter(present))
+    seg = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    codes = np.full(n, -1, dtype=np.int64)
+    codes[order] = seg
+    return _Grouping(order, seg, codes)
+
+
+def _grouped(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    rows = frame.group_by("v").agg(pl.col("_row")).get_column("_row")
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return rows.explode().to_numpy().astype(np.int64), rows.list.len().to_numpy().astype(np.int64)
+
+
 @dataclass(frozen=True)
-class _Queries:
-    """The events that carry one entity key, in query order (by key, then arrival), with what every
-    feature of that key and bucket size needs."""
+class _Entity:
+    """The events that carry one entity key, in query order (by key, then arrival)."""
 
     order: np.ndarray
-    keys: Keyed
+    seg: np.ndarray
+    starts: np.ndarray
     t_us: np.ndarray
-    floor: np.ndarray  # bucket of watermark - lateness: the oldest a read reaches is this minus the window
-    floor_code: np.ndarray | None  # keys.low_codes(floor)
+    floor_us: np.ndarray  # watermark - lateness met by each event (hugely negative before the first)
     duplicate: np.ndarray
     folded: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Queries:
+    """An entity's events with what every feature of one bucket size needs."""
+
+    entity: _Entity
+    keys: Keyed
+    floor: np.ndarray  # bucket of watermark - lateness: the oldest a read reaches is this minus the window
+    floor_code: np.ndarray | None  # keys.low_codes(floor)
+
+    @property
+    def order(self) -> np.ndarray:
+        return self.entity.order
 
 
 class _Plan:
     """Shared work for the features of one history: groupings, filters, queries and windows, each
     computed once and reused by every feature that needs it."""
 
-    def __init__(self, events: Events, lateness_us: int, max_buckets: int) -> None:
+    def __init__(self, events: Events, lateness_us: int, specs: Sequence[FeatureSpec]) -> None:
         self.events = events
-        self.max_buckets = max_buckets
+        stateful = [s for s in specs if s.stateful]
+        self.max_buckets = max((s.buckets for s in stateful), default=1)
+        # how many features still need each cached piece: a piece is dropped after its last use
+        self._uses: dict[Any, int] = {}
+        for spec in stateful:
+            for piece in _pieces(spec):
+                self._uses[piece] = self._uses.get(piece, 0) + 1
         self.n = len(events)
         self.lateness_us = lateness_us
         ids = events.column("event_id")
-        self.arrival = arrival(events.t_us, ids.to_list(), ids.is_first_distinct().to_numpy(), lateness_us)
+        self.arrival = arrival(events.t_us, ids.to_list, ids.is_first_distinct().to_numpy(), lateness_us)
         self.environment = Environment(EVENT_DECLARATIONS)
         self._groupings: dict[Any, _Grouping] = {}
+        self._entities: dict[tuple[str, ...], _Entity] = {}
         self._filters: dict[str, np.ndarray] = {}
         self._queries: dict[tuple[Any, ...], _Queries] = {}
         self._windows: dict[tuple[Any, ...], Window] = {}
@@ -213,24 +258,34 @@ class _Plan:
     def grouping(self, label: Any, values: pl.Series) -> _Grouping:
         found = self._groupings.get(label)
         if found is None:
-            frame = pl.DataFrame({"v": values, "_row": np.arange(self.n, dtype=np.int64)}).drop_nulls("v")
-            rows = frame.group_by("v").agg(pl.col("_row")).get_column("_row")
-            order = rows.explode().to_numpy().astype(np.int64) if len(rows) else np.zeros(0, dtype=np.int64)
-            lengths = rows.list.len().to_numpy()
-            seg = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-            codes = np.full(self.n, -1, dtype=np.int64)
-            codes[order] = seg
-            found = self._groupings[label] = _Grouping(order, seg, codes)
+            found = self._groupings[label] = group_rows(values)
         return found
 
-    def entity(self, fields: tuple[str, ...]) -> _Grouping:
+    def entity(self, fields: tuple[str, ...]) -> _Entity:
         """Events grouped by their state key (values.entity_key: parts joined with U+001F)."""
-        if len(fields) == 1:
-            return self.grouping(("field", fields[0]), self.events.column(fields[0]))
-        joined = pl.DataFrame([self.events.column(f) for f in fields]).select(
-            pl.concat_str([pl.col(f) for f in fields], separator="\x1f")
-        )
-        return self.grouping(("entity", fields), joined.to_series())
+        found = self._entities.get(fields)
+        if found is None:
+            if len(fields) == 1:
+                label = ("field", fields[0])
+                column = self.events.column(fields[0])
+                # kept when a distinct feature counts this field too
+                group = self.grouping(label, column) if self._uses.get(("tokens", *label)) else group_rows(column)
+            else:
+                columns = pl.DataFrame([self.events.column(f) for f in fields])
+                joined = columns.select(pl.concat_str([pl.col(f) for f in fields], separator="\x1f")).to_series()
+                group = group_rows(joined)
+            a, order = self.arrival, group.order
+            has = a.has_watermark[order]
+            found = self._entities[fields] = _Entity(
+                order=order,
+                seg=group.seg,
+                starts=segment_starts(group.seg),
+                t_us=self.events.t_us[order],
+                floor_us=np.where(has, a.watermark[order] - self.lateness_us, np.iinfo(np.int64).min // 2),
+                duplicate=a.duplicate[order],
+                folded=a.folded[order],
+            )
+        return found
 
     def tokens(self, field: str) -> np.ndarray:
         """Per event: a code of the value ``distinct`` counts (-1 when absent)."""
@@ -250,23 +305,11 @@ class _Plan:
         key = (fields, g_us)
         found = self._queries.get(key)
         if found is None:
-            group = self.entity(fields)
-            order = group.order
-            a = self.arrival
-            t_us = self.events.t_us[order]
-            has = a.has_watermark[order]
-            oldest = (np.where(has, a.watermark[order], 0) - self.lateness_us) // g_us
-            keys = keyed(group.seg, t_us // g_us, self.max_buckets)
-            floor = np.where(has, oldest, np.iinfo(np.int64).min // 2)
-            found = self._queries[key] = _Queries(
-                order=order,
-                keys=keys,
-                t_us=t_us,
-                floor=floor,
-                floor_code=None if keys.code is None else keys.low_codes(floor),
-                duplicate=a.duplicate[order],
-                folded=a.folded[order],
-            )
+            entity = self.entity(fields)
+            keys = keyed(entity.seg, entity.starts, entity.t_us // g_us, self.max_buckets)
+            floor = entity.floor_us // g_us
+            floor_code = None if keys.code is None else keys.low_codes(floor)
+            found = self._queries[key] = _Queries(entity, keys, floor, floor_code)
         return found
 
     def feature(self, spec: FeatureSpec) -> _Column:
@@ -278,22 +321,33 @@ class _Plan:
         if aggregate == "distinct":
             tokens = self.tokens(spec.field or "")[q.order]
             carries = tokens >= 0
-            contribution = ("token", spec.field)
         elif aggregate in ("sum", "min", "max", "avg"):
             carries = self.events.has_amount[q.order]
-            contribution = ("amount",)
         else:
             carries = np.ones(len(q.order), dtype=bool)
-            contribution = ("event",)
         if passes is not None:
             carries = carries & passes[q.order]
-        current = carries & ~q.duplicate if spec.include_current else np.zeros(len(q.order), dtype=bool)
-        win_key = (spec.entity_fields, g_us, spec.buckets, spec.when, contribution)
+        current = carries & ~q.entity.duplicate if spec.include_current else np.zeros(len(q.order), dtype=bool)
+        win_key = _pieces(spec)[0][1:]
         win = self._windows.get(win_key)
         if win is None:
-            win = window(q.keys, q.floor, q.floor_code, spec.buckets, q.folded & carries)
+            win = window(q.keys, q.floor, q.floor_code, spec.buckets, q.entity.folded & carries)
             self._windows[win_key] = win
-        return self._scatter(q, *_values(aggregate, win, q, current, tokens, self.events))
+        column = self._scatter(q, *_values(aggregate, win, q, current, tokens, self.events))
+        self._release(spec)
+        return column
+
+    def _release(self, spec: FeatureSpec) -> None:
+        caches = {
+            "window": self._windows,
+            "queries": self._queries,
+            "entity": self._entities,
+            "tokens": self._groupings,
+        }
+        for piece in _pieces(spec):
+            self._uses[piece] -= 1
+            if self._uses[piece] == 0:
+                caches[piece[0]].pop(piece[1:], None)
 
     def _scatter(
         self, q: _Queries, kind: str, valid: np.ndarray, data: np.ndarray, count: np.ndarray | None
@@ -307,6 +361,25 @@ class _Plan:
             full_count = np.zeros(self.n, dtype=np.int64)
             full_count[q.order] = count
         return _Column(kind, full_valid, full, full_count)
+
+
+def _pieces(spec: FeatureSpec) -> list[tuple[Any, ...]]:
+    """The cached pieces a feature uses, as (cache, key...): its window, queries, entity and token codes."""
+    g_us = spec.granularity_seconds * MICROS
+    if spec.aggregate == "distinct":
+        contribution: tuple[Any, ...] = ("token", spec.field)
+    elif spec.aggregate in ("sum", "min", "max", "avg"):
+        contribution = ("amount",)
+    else:
+        contribution = ("event",)
+    pieces = [
+        ("window", spec.entity_fields, g_us, spec.buckets, spec.when, contribution),
+        ("queries", spec.entity_fields, g_us),
+        ("entity", *spec.entity_fields),
+    ]
+    if spec.aggregate == "distinct":
+        pieces.append(("tokens", "field", spec.field))
+    return pieces
 
 
 def _values(
@@ -333,11 +406,11 @@ def _values(
         count = window_counts(win) + current
         return "avg", count > 0, total, count
     if aggregate == "first_seen":
-        found, earliest = window_reduce(win, q.t_us, np.minimum)
-        earliest = np.where(current, np.where(found, np.minimum(earliest, q.t_us), q.t_us), earliest)
-        return "seconds", found | current, _seconds(q.t_us, earliest), None
-    found, latest = window_reduce(win, q.t_us, np.maximum)
-    seconds = np.where(current, 0.0, _seconds(q.t_us, latest))
+        found, earliest = window_reduce(win, q.entity.t_us, np.minimum)
+        earliest = np.where(current, np.where(found, np.minimum(earliest, q.entity.t_us), q.entity.t_us), earliest)
+        return "seconds", found | current, _seconds(q.entity.t_us, earliest), None
+    found, latest = window_reduce(win, q.entity.t_us, np.maximum)
+    seconds = np.where(current, 0.0, _seconds(q.entity.t_us, latest))
     return "seconds", found | current, seconds, None
 
 

@@ -23,6 +23,7 @@ events that arrived after it.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,13 +44,14 @@ class Arrival:
     folded: np.ndarray
 
 
-def arrival(t_us: np.ndarray, event_ids: list[str], first: np.ndarray, lateness_us: int) -> Arrival:
+def arrival(t_us: np.ndarray, ids: Callable[[], list[str]], first: np.ndarray, lateness_us: int) -> Arrival:
     """The watermark, late and duplicate decisions of reference.reference_values, for a whole stream.
 
     ``first`` marks each id's first occurrence. The watermark before event ``i`` is the latest time of the
     events folded before it; a late event never raises it (it is older than the watermark), so only
     duplicates (repeated ids) keep it from being a plain running maximum. Events with a repeated id are
     few: they are decided one by one, in arrival order, against the running maximum of the others.
+    ``ids`` gives the event ids (only asked for when an id repeats).
     """
     n = len(t_us)
     plain = np.where(first, t_us, _NO_INT)
@@ -61,6 +63,7 @@ def arrival(t_us: np.ndarray, event_ids: list[str], first: np.ndarray, lateness_
     rows: list[int] = []  # repeats that raised the watermark, and the times they raised it to
     highs: list[int] = []
     if repeats:
+        event_ids = ids()
         times = t_us.tolist()
         base = before.tolist()
         heads = _first_rows(event_ids, {event_ids[r] for r in repeats})
@@ -195,6 +198,7 @@ class Keyed:
     starts: np.ndarray
     high: np.ndarray
     regular: np.ndarray
+    irregular: np.ndarray  # positions of the others
     code: np.ndarray | None
     scale: int
     offset: int
@@ -205,17 +209,19 @@ class Keyed:
         return np.maximum(self.code, self.code + (floor - self.high))
 
 
-def keyed(seg: np.ndarray, high: np.ndarray, max_buckets: int) -> Keyed:
-    starts = segment_starts(seg)
+def keyed(seg: np.ndarray, starts: np.ndarray, high: np.ndarray, max_buckets: int) -> Keyed:
     if len(seg) == 0:
-        return Keyed(seg, starts, high, np.zeros(0, dtype=bool), high.astype(np.int64), 1, 0)
+        empty = np.zeros(0, dtype=np.int64)
+        return Keyed(seg, starts, high, np.zeros(0, dtype=bool), empty, high.astype(np.int64), 1, 0)
     offset = int(high.min()) - max_buckets - 1
     scale = int(high.max()) - offset + 2
     if (int(seg.max()) + 1) * scale >= _SAFE:
         earlier, highest = exclusive_segment_max(seg, high)
-        return Keyed(seg, starts, high, ~earlier | (high >= highest), None, 0, 0)
+        regular = ~earlier | (high >= highest)
+        return Keyed(seg, starts, high, regular, np.flatnonzero(~regular), None, 0, 0)
     code = seg.astype(np.int64) * scale + (high - offset)
-    return Keyed(seg, starts, high, code >= _exclusive_running_max(code), code, scale, offset)
+    regular = code >= _exclusive_running_max(code)
+    return Keyed(seg, starts, high, regular, np.flatnonzero(~regular), code, scale, offset)
 
 
 def _exclusive_running_max(values: np.ndarray) -> np.ndarray:
@@ -251,9 +257,7 @@ def window(keys: Keyed, floor: np.ndarray, floor_code: np.ndarray | None, bucket
     """The read ranges of one feature of ``buckets`` buckets. A query reads the buckets
     ``(max(high, floor) - buckets, high]`` (``floor``: the oldest bucket still held, plus the window;
     ``floor_code``: ``keys.low_codes(floor)``); ``member``: the query's event is folded into the state."""
-    seg, high, regular = keys.seg, keys.high, keys.regular
-    low = np.maximum(high, floor) - buckets
-    q = len(seg)
+    seg, high, regular, irregular = keys.seg, keys.high, keys.regular, keys.irregular
     positions = np.flatnonzero(member)
     if keys.code is not None:
         code = keys.code[positions]
@@ -261,25 +265,30 @@ def window(keys: Keyed, floor: np.ndarray, floor_code: np.ndarray | None, bucket
     else:
         has_earlier, earlier = exclusive_segment_max(seg[positions], high[positions])
         straggler = has_earlier & (high[positions] < earlier)
-    members = positions[~straggler]
-    stragglers = positions[straggler]
-    is_member = np.zeros(q, dtype=bool)
-    is_member[members] = True
-    hi = np.cumsum(is_member) - is_member  # in-order members before each query, globally
-    irregular = np.flatnonzero(~regular)
-    if keys.code is not None:
+    if straggler.any():
+        members = positions[~straggler]
+        stragglers = positions[straggler]
+        is_member = np.zeros(len(seg), dtype=bool)
+        is_member[members] = True
+    else:
+        members, stragglers, is_member = positions, positions[:0], member
+    hi = np.cumsum(is_member)
+    hi -= is_member  # in-order members before each query, globally
+    low = None
+    if keys.code is not None and floor_code is not None:
         member_code = keys.code[members]
-        assert floor_code is not None
         lo = np.searchsorted(member_code, floor_code - buckets, side="right")
         top = np.searchsorted(member_code, keys.code[irregular], side="right")
     else:
+        low = np.maximum(high, floor) - buckets
         seg_m, bucket_m = seg[members], high[members]
         lo = segment_search(seg_m, bucket_m, seg, low, "right")
         top = segment_search(seg_m, bucket_m, seg[irregular], high[irregular], "right")
     hi[irregular] = np.minimum(hi[irregular], top)
-    pair_query = np.zeros(0, dtype=np.int64)
-    pair_member = np.zeros(0, dtype=np.int64)
+    pair_query = pair_member = positions[:0]
     if len(stragglers):
+        if low is None:
+            low = np.maximum(high, floor) - buckets
         pair_query, pair_member = _straggler_pairs(seg, keys.starts, high, low, regular, irregular, stragglers)
     return Window(members, is_member, lo, hi, regular, pair_query, pair_member)
 
@@ -397,13 +406,17 @@ def distinct_counts(win: Window, seg: np.ndarray, tokens: np.ndarray, current: n
     q = len(seg)
     members = win.members
     m = len(members)
-    cand_q = np.concatenate([win.pair_query, np.flatnonzero(current)])
-    cand_t = tokens[np.concatenate([win.pair_member, cand_q[len(win.pair_query) :]])]
-    width = int(max(tokens[members].max(initial=0), cand_t.max(initial=0))) + 1
-    codes = _pair_codes(np.concatenate([seg[members], seg[cand_q]]), np.concatenate([tokens[members], cand_t]), width)
-    member_codes, cand_codes = codes[:m], codes[m:]
+    width = int(tokens.max(initial=0)) + 1
+    rest_q = np.concatenate([win.pair_query, np.flatnonzero(current & ~(win.is_member & win.regular))])
+    if len(win.pair_query):  # a query that also reads stragglers checks its own token with them
+        with_pairs = np.zeros(q, dtype=bool)
+        with_pairs[win.pair_query] = True
+        rest_q = np.concatenate([rest_q, np.flatnonzero(current & win.is_member & win.regular & with_pairs)])
+    rest_t = tokens[np.concatenate([win.pair_member, rest_q[len(win.pair_query) :]])]
+    member_codes, rest_codes = _pair_codes(seg, tokens, members, rest_q, rest_t, width)
     order = np.argsort(member_codes, kind="stable")  # by code, then member index
-    same = member_codes[order][1:] == member_codes[order][:-1]
+    ordered = member_codes[order]
+    same = ordered[1:] == ordered[:-1]
     previous = np.full(m, -1, dtype=np.int64)
     following = np.full(m, -1, dtype=np.int64)
     previous[order[1:][same]] = order[:-1][same]
@@ -416,8 +429,8 @@ def distinct_counts(win: Window, seg: np.ndarray, tokens: np.ndarray, current: n
         begin = reading[members]  # the first regular query after the member
         # regular queries whose range starts at or before member j (starts only grow)
         end = np.cumsum(np.bincount(np.minimum(win.lo[win.regular], m), minlength=m + 1))[:m]
-        upto = reading[members[np.maximum(following, 0)]]
-        end = np.minimum(end, np.where(following >= 0, upto, r))
+        upto = np.where(following >= 0, reading[members[following]], r)
+        end = np.minimum(end, upto)
         keep = end > begin
         marks = np.bincount(begin[keep], minlength=r + 1) - np.bincount(end[keep], minlength=r + 1)
         counts[win.regular] = np.cumsum(marks)[:r]
@@ -426,23 +439,18 @@ def distinct_counts(win: Window, seg: np.ndarray, tokens: np.ndarray, current: n
         owner, index = expand(win.lo[irregular], win.hi[irregular])
         fresh = previous[index] < win.lo[irregular][owner]
         counts[irregular] += np.bincount(owner[fresh], minlength=len(irregular))
-    if len(cand_q) == 0:
-        return counts
-    # own tokens of in-order members reading in order (their hi is their member index): the previous
-    # member with the token decides
-    simple = np.zeros(len(cand_q), dtype=bool)
-    own = cand_q[len(win.pair_query) :]
-    simple[len(win.pair_query) :] = win.is_member[own] & win.regular[own]
-    if len(win.pair_query):  # a query that also reads stragglers takes the general path for all its tokens
-        simple &= ~np.isin(cand_q, win.pair_query)
-    quick = cand_q[simple]
-    seen = previous[win.hi[quick]] >= win.lo[quick] if m else np.zeros(len(quick), dtype=bool)
-    counts += np.bincount(quick[~seen], minlength=q)
-    rest_q, rest_codes = cand_q[~simple], cand_codes[~simple]
+    # own tokens of in-order members reading in order (their hi is their member index)
+    simple = current & win.is_member & win.regular
+    if len(win.pair_query):
+        simple &= ~with_pairs
+    if m:
+        own = np.flatnonzero(simple)
+        simple[own[previous[win.hi[own]] >= win.lo[own]]] = False  # already counted in the run
+    counts += simple
     if len(rest_q):
         span = int(rest_codes.max()) + 1
-        unique = np.unique(rest_q * span + rest_codes) if q * span < _SAFE else None
-        if unique is not None:
+        if q * span < _SAFE:
+            unique = np.unique(rest_q * span + rest_codes)
             rest_q, rest_codes = unique // span, unique % span
         else:
             pairs = np.unique(np.stack([rest_q, rest_codes], axis=1), axis=0)
@@ -450,18 +458,19 @@ def distinct_counts(win: Window, seg: np.ndarray, tokens: np.ndarray, current: n
         present = np.zeros(len(rest_q), dtype=bool)
         if m:
             # the latest in-order member with the code below the query's hi: present if not below lo
-            sorted_codes = member_codes[order]
-            k = segment_search(sorted_codes, order, rest_codes, win.hi[rest_q], "left")
+            k = segment_search(ordered, order, rest_codes, win.hi[rest_q], "left")
             at = np.maximum(k - 1, 0)
-            present = (k > 0) & (sorted_codes[at] == rest_codes) & (order[at] >= win.lo[rest_q])
+            present = (k > 0) & (ordered[at] == rest_codes) & (order[at] >= win.lo[rest_q])
         counts += np.bincount(rest_q[~present], minlength=q)
     return counts
 
 
-def _pair_codes(seg: np.ndarray, tokens: np.ndarray, width: int) -> np.ndarray:
-    """Codes of (key, token) pairs, ordered like the pairs."""
-    if len(seg) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if (int(seg.max()) + 1) * width < _SAFE:
-        return seg.astype(np.int64) * width + tokens
-    return np.unique(np.stack([seg, tokens], axis=1), axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+def _pair_codes(
+    seg: np.ndarray, tokens: np.ndarray, members: np.ndarray, rest_q: np.ndarray, rest_t: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of (key, token) for the members and for the other candidates, ordered like the pairs."""
+    if len(seg) == 0 or (int(seg.max()) + 1) * width < _SAFE:
+        return seg[members] * width + tokens[members], seg[rest_q] * width + rest_t
+    pairs = np.stack([np.concatenate([seg[members], seg[rest_q]]), np.concatenate([tokens[members], rest_t])], axis=1)
+    codes = np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return codes[: len(members)], codes[len(members) :]
