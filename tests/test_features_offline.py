@@ -47,6 +47,7 @@ def spec(name: str, aggregate: str, **fields: Any) -> FeatureSpec:
 #: every aggregate, both include_current settings, composite keys, guard-only and evaluated filters,
 #: attribute fields, and bucket sizes from 1 s (edges exact) to whole-window-sized buckets
 SPECS = [
+    FeatureSpec(name="excl_share", aggregate="ratio", of=["n_excl", "n"]),  # before its operands
     spec("n", "count"),
     spec("n_excl", "count", include_current=False),
     spec("n_tr_fine", "count", window="2m", granularity="1s", when=TRANSFERS),

@@ -74,17 +74,20 @@ def offline_features(
     plan = _Plan(events, int(lateness_seconds * MICROS), specs)
     operands = {name for s in specs if s.derived and s.of for name in s.of}
     kept: dict[str, _Column] = {}  # the operands of ratios
-    output = [events.column("event_id")]
-    for spec in specs:
+    series: dict[str, pl.Series] = {}
+    for spec in specs:  # as the engine: every stateful feature, then the ratios in declaration order
         if spec.stateful:
             column = plan.feature(spec)
-        elif spec.derived and spec.of:
+            if spec.name in operands:
+                kept[spec.name] = column
+            series[spec.name] = column.series(spec.name, spec.aggregate)
+    for spec in specs:
+        if spec.derived and spec.of:
             column = _ratio(kept.get(spec.of[0]), kept.get(spec.of[1]), len(events))
-        else:
-            continue
-        if spec.name in operands:
-            kept[spec.name] = column
-        output.append(column.series(spec.name, spec.aggregate))
+            if spec.name in operands:
+                kept[spec.name] = column
+            series[spec.name] = column.series(spec.name, spec.aggregate)
+    output = [events.column("event_id"), *(series[s.name] for s in specs if s.name in series)]
     return pl.DataFrame(output)
 
 
@@ -148,13 +151,11 @@ class _Column:
         out = np.empty(len(rows), dtype=object)
         width = int(counts.max(initial=0)) + 1
         if totals.dtype == object or int(np.abs(totals).max(initial=0)) * width >= 1 << 62:
-            out[:] = [average(t, c) for t, c in zip(totals.tolist(), counts.tolist(), strict=True)]
+            out[:] = list(map(average, totals.tolist(), counts.tolist()))
             return out
         levels, inverse = np.unique(totals * width + counts, return_inverse=True)
         distinct = np.empty(len(levels), dtype=object)
-        distinct[:] = [
-            average(t, c) for t, c in zip((levels // width).tolist(), (levels % width).tolist(), strict=True)
-        ]
+        distinct[:] = list(map(average, (levels // width).tolist(), (levels % width).tolist()))
         return distinct[inverse.reshape(-1)]
 
 
