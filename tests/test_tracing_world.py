@@ -44,7 +44,9 @@ def test_telecom_victims_money_is_traced_to_their_gangs_mules_frozen_and_returne
     assert result["traced_to_mules_share"] > 0.95
     assert result["trail_at_mules_share"] > 0.95
     assert 0 < result["frozen_share"] < 1
-    assert result["frozen_share"] + result["escaped_by_report_share"] == pytest.approx(1.0, abs=1e-4)
+    assert 0 < result["still_there_share"] < 1
+    # libr freezes most of what was really still there (it can also hold a rented mule's own money)
+    assert result["frozen_share"] > result["still_there_share"] / 2
     assert result["returned"] == result["frozen"] and result["unallocated"] == "0.00"
     for victim in result["victims"]:
         assert 0 <= victim["recovery_rate"] <= 1

@@ -279,11 +279,22 @@ def world(
     console.print(f"balances: {first['balance_basis']['assumption']}")
     console.print(
         "to mules: share of the loss the trace ends on the gang's mule accounts (truth); trail: share of traced "
-        "money received by them; escaped / frozen: at the report times; recovered: the return plan, overall, "
-        "and the median, min and max per victim"
+        "money received by them; frozen: stop-payments at the report times; still there: the truth, victims' "
+        "money still on the gang's accounts then; recovered: the return plan, overall and per victim"
     )
     table = Table(title="trace, freeze, return against the simulated truth")
-    for column in ("rule", "to mules", "trail", "escaped", "frozen", "recovered", "median", "min", "max", "victims"):
+    for column in (
+        "rule",
+        "to mules",
+        "trail",
+        "frozen",
+        "still there",
+        "recovered",
+        "median",
+        "min",
+        "max",
+        "victims",
+    ):
         table.add_column(column, justify="left" if column == "rule" else "right")
     for result in results:
         per = result["recovery_per_victim"]
@@ -291,8 +302,8 @@ def world(
             result["rule"],
             f"{result['traced_to_mules_share']:.1%}",
             f"{result['trail_at_mules_share']:.1%}",
-            f"{result['escaped_by_report_share']:.1%}",
             f"{result['frozen_share']:.1%}",
+            f"{result['still_there_share']:.1%}",
             f"{result['recovery_rate']:.1%}",
             f"{per['median']:.1%}",
             f"{per['min']:.1%}",

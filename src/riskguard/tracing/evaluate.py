@@ -7,14 +7,18 @@ For the victims of one typology (telecom fraud by default), with reports at the 
   accounts that the truth lists as that victim's gang's mules (``truth.parquet``). ``trail at mule
   accounts`` is the share of all traced money received (every hop) that was received by those accounts.
 - **frozen before it escaped**: each report triggers a trace of every report made so far, as of that
-  report's time (what investigators know then), and a stop-payment on the accounts holding traced money;
-  what is held then for the reporting victim counts as frozen for them. The share is frozen / reported loss.
+  report's time (what investigators know then), and stop-payments on the accounts holding traced money:
+  on each account, its freezable amount beyond what earlier orders already froze there (so the same
+  money is never counted twice), attributed to the victims whose traced money it holds. The share is
+  frozen / reported loss. For comparison, **still there** is the simulated truth: the victims' own money
+  that was still on the gang's accounts at their report times (traced through the gang's labelled events
+  only, where every unit of money is fraud money).
 - **recovery per victim**: the frozen money, pooled per account over all reports, is planned for return
   (direct where one victim's money is on the account, pro rata by loss where several are mixed), and
   each victim's recovery rate is returned / loss.
 
-The world replays open loop (money frozen at a report time still moves in the ledger afterwards), so each
-victim's frozen amount is counted once, at their own report.
+The world replays open loop (money frozen at a report time still moves in the ledger afterwards); an
+account's frozen total never exceeds the largest amount freezable there at any report time.
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ import polars as pl
 
 from riskguard.errors import ValidationFailed
 from riskguard.tracing.ledger import Ledger
-from riskguard.tracing.money import money
+from riskguard.tracing.money import money, split
 from riskguard.tracing.reports import Victim, resolve
 from riskguard.tracing.returns import Claim, plan_returns
-from riskguard.tracing.sources import ledger_from_world, reports_from_world
+from riskguard.tracing.sources import events_frame, ledger_from_world, reports_from_world
 from riskguard.tracing.tracer import Tracer
 
 
@@ -85,10 +89,11 @@ def evaluate_world(
                 trail_mules += amount
     deepest = max((h for holding in final.holdings.values() for h in holding.hop.values()), default=0)
 
-    # what a stop-payment at each report time would have secured
+    # what stop-payments at the report times would have secured: at each report, every account's
+    # freezable money beyond what earlier orders already froze there (the same money is never frozen twice)
+    frozen_acc: dict[int, int] = defaultdict(int)
     frozen_at: dict[tuple[int, int], int] = defaultdict(int)
     frozen_v: dict[int, int] = defaultdict(int)
-    escaped_v: dict[int, int] = defaultdict(int)
     by_time: dict[int, list[Victim]] = defaultdict(list)
     for victim in victims:
         by_time[victim.reported_ms].append(victim)
@@ -98,15 +103,15 @@ def evaluate_world(
         known.extend(by_time[when])
         outcome = tracer.run(ledger, known, as_of=when)
         traces += 1
-        now = {v.index for v in by_time[when]}
         for order in outcome.orders:
-            for victim, amount in order.by_victim.items():
-                if victim in now:
-                    frozen_at[(order.account, victim)] += amount
-                    frozen_v[victim] += amount
-        for _row, _account, victim, amount in outcome.trace.escapes:
-            if victim in now:
-                escaped_v[victim] += amount
+            extra = order.freezable - frozen_acc[order.account]
+            if extra <= 0:
+                continue
+            frozen_acc[order.account] += extra
+            for victim, amount in split(extra, order.by_victim).items():
+                frozen_at[(order.account, victim)] += amount
+                frozen_v[victim] += amount
+    still_there = _still_on_gang_accounts(world, ledger, victims, typology)
     pools: dict[int, dict[int, int]] = defaultdict(dict)
     for (account, victim), amount in frozen_at.items():
         pools[account][victim] = amount
@@ -126,7 +131,6 @@ def evaluate_world(
             "gang_id": gang_of[v.report_id],
             "loss": money(v.loss),
             "traced_to_mules": money(ended[v.index]),
-            "escaped_by_report": money(escaped_v[v.index]),
             "frozen": money(frozen_v[v.index]),
             "returned": money(returned[v.index]),
             "recovery_rate": round(returned[v.index] / v.loss, 6),
@@ -145,8 +149,8 @@ def evaluate_world(
         "traced_to_mules_share": round(sum(ended.values()) / loss, 6),
         "trail_at_mules_share": round(trail_mules / trail_total, 6) if trail_total else 0.0,
         "deepest_hop": deepest,
-        "escaped_by_report": money(sum(escaped_v.values())),
-        "escaped_by_report_share": round(sum(escaped_v.values()) / loss, 6),
+        "still_there": money(still_there),
+        "still_there_share": round(still_there / loss, 6),
         "frozen": money(sum(frozen_v.values())),
         "frozen_share": round(sum(frozen_v.values()) / loss, 6),
         "returned": money(plan.allocated),
@@ -162,3 +166,32 @@ def evaluate_world(
         "traces_run": traces,
         "victims": per_victim,
     }
+
+
+def _still_on_gang_accounts(world: Path, ledger: Ledger, victims: list[Victim], typology: str | None) -> int:
+    """The simulated truth: how much of the victims' own money was still on the gang's accounts at each
+    victim's report time. Traced through the gang's own events only (the victims' payments, the mules'
+    forwards and cash-outs, as labelled), where every unit of money is fraud money, first in, first out."""
+    labels = pl.read_parquet(world / "labels.parquet", columns=["event_id", "typology", "label_kind"])
+    labels = labels.filter(pl.col("label_kind") == "event")
+    if typology is not None:
+        labels = labels.filter(pl.col("typology") == typology)
+    frame, _ = events_frame(world)
+    fraud = Ledger.from_frame(frame.filter(pl.col("event_id").is_in(labels["event_id"].implode())))
+    resolved = []
+    for v in victims:
+        rows = fraud.rows_of(ledger.event_id.gather([row for row, _ in v.seeds]).to_list())
+        seeds = [(row, amount) for row, (_, amount) in zip(rows, v.seeds, strict=True) if row >= 0]
+        resolved.append(Victim(v.index, v.report_id, v.account, v.loss, v.recovered, v.reported_ms, seeds))
+    tracer = Tracer("fifo", max_hops=50, min_amount=0, alerts=False)
+    by_time: dict[int, list[Victim]] = defaultdict(list)
+    for victim in resolved:
+        by_time[victim.reported_ms].append(victim)
+    known: list[Victim] = []
+    held = 0
+    for when in sorted(by_time):
+        known.extend(by_time[when])
+        trace = tracer.run(fraud, known, as_of=when).trace
+        now = {v.index for v in by_time[when]}
+        held += sum(amount for victim, amount in trace.held_by_victim().items() if victim in now)
+    return held
