@@ -231,21 +231,8 @@ class RedisFeatureEngine(FeatureEngine):
 
     # ------------------------------------------------------------------ retraction and rebuild
     def retract(self, event: Event, event_vars: dict[str, Any]) -> None:
-        prepared = self.prepare(event, event_vars)
-        keys = [self._seen_key]
-        entries: list[Any] = []
-        for plan in self._plans:
-            feature = plan.feature
-            key = prepared.keys[feature.entity]
-            item = prepared.items[feature.index]
-            if key is None or item is None:
-                continue
-            keys.append(plan.hash_prefix + key)
-            if plan.zset_prefix is not None:
-                keys.append(plan.zset_prefix + key)
-            value = str(prepared.t_us) if plan.timed else str(item)
-            entries += (plan.kind, str(prepared.t_us // feature.g_us), value)
-        self._retract_script(keys, [event.event_id, _pack(entries)])
+        keys, entries = self._contributions(self.prepare(event, event_vars), self._plans, folding=False)
+        self._retract_script([self._seen_key, *keys], [event.event_id, _pack(entries)])
 
     def backfill(self, specs: Iterable[FeatureSpec], events: Iterable[tuple[Event, dict[str, Any]]]) -> int:
         """Folds logged events into the given (new) features only, pipelined ``BACKFILL_BATCH`` events per
@@ -279,22 +266,7 @@ class RedisFeatureEngine(FeatureEngine):
         pipe = self.client.pipeline(transaction=False)
         pending = count = 0
         for event, event_vars in events:
-            prepared = self.prepare(event, event_vars)
-            keys: list[str] = []
-            entries: list[Any] = []
-            for plan in plans:
-                feature = plan.feature
-                key = prepared.keys[feature.entity]
-                item = prepared.items[feature.index]
-                if key is None or item is None:
-                    continue
-                keys.append(plan.hash_prefix + key)
-                sketches = ""
-                if plan.zset_prefix is not None:
-                    keys.append(plan.zset_prefix + key)
-                    sketches = f"{plan.sketch_prefix}{key}:"
-                value = str(prepared.t_us) if plan.timed else str(item)
-                entries += (plan.kind, str(prepared.t_us // feature.g_us), value, plan.ttl_ms, sketches)
+            keys, entries = self._contributions(self.prepare(event, event_vars), plans, folding=True)
             count += 1
             if not entries:
                 continue
@@ -308,6 +280,29 @@ class RedisFeatureEngine(FeatureEngine):
         if pending:
             pipe.execute()
         return count
+
+    @staticmethod
+    def _contributions(prepared: Prepared, plans: list[_Plan], *, folding: bool) -> tuple[list[str], list[Any]]:
+        """The keys of every feature the event adds to, and per feature (kind, bucket, value), with the TTL
+        and the sketch key prefix when ``folding``."""
+        keys: list[str] = []
+        entries: list[Any] = []
+        t_us = prepared.t_us
+        for plan in plans:
+            feature = plan.feature
+            key = prepared.keys[feature.entity]
+            item = prepared.items[feature.index]
+            if key is None or item is None:
+                continue
+            keys.append(plan.hash_prefix + key)
+            sketches = ""
+            if plan.zset_prefix is not None:
+                keys.append(plan.zset_prefix + key)
+                sketches = f"{plan.sketch_prefix}{key}:"
+            entries += (plan.kind, str(t_us // feature.g_us), str(t_us) if plan.timed else str(item))
+            if folding:
+                entries += (plan.ttl_ms, sketches)
+        return keys, entries
 
     def _lock_key(self, sid: str) -> str:
         return f"{self.tag}:lock:{sid}"
