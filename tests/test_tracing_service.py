@@ -156,6 +156,24 @@ def test_mule_scores_are_published_for_the_starter_strategy(guard: RiskGuard, cl
     assert "mule-3" not in values and "victim-a" not in values  # scored: accounts that received and sent
     shares = guard.published.load("mule.victim_inflow_share")
     assert shares["mule-1"] == pytest.approx(1.0) and shares["mule-2"] == pytest.approx(1.0)
+    # the starter strategy reads them: a new victim paying mule-1 is stopped for review...
+    paying = guard.decide(
+        transfer(
+            "p9",
+            account_id="victim-c",
+            counterparty_id="mule-1",
+            amount="800.00",
+            card_id="card-c",
+            occurred_at=at(120),
+        )
+    )
+    assert "payee_receives_victims_money" in {r["rule"] for r in paying["reasons"]}
+    assert paying["decision"] in ("review", "block")
+    # ...and an ordinary payee with no published score is not affected
+    ordinary = guard.decide(
+        transfer("p10", account_id="victim-c", counterparty_id="friend-1", amount="800.00", occurred_at=at(121))
+    )
+    assert not {"payee_receives_victims_money", "payee_pass_through"} & {r["rule"] for r in ordinary["reasons"]}
 
 
 @pytest.fixture
