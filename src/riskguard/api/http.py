@@ -286,6 +286,9 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
     from riskguard.graph.api import router as graph_router
 
     app.include_router(graph_router(guard, auth, _json))
+    from riskguard.complaints.http import router as complaints_router
+
+    app.include_router(complaints_router(guard, auth, read_body, _json, _schema))
     from riskguard.device.http import router as device_router
 
     app.include_router(device_router(guard.devices, auth, read_body, _json, _schema))

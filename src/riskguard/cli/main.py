@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from riskguard.cli.features import features_app
+from riskguard.complaints.cli import app as complaints_app
 from riskguard.consortium.cli import app as consortium_app
 from riskguard.errors import RiskguardError
 from riskguard.graph.cli import graph_app
@@ -49,6 +50,7 @@ app.add_typer(consortium_app, name="consortium")
 app.add_typer(trace_app, name="trace")
 app.add_typer(graph_app, name="graph")
 app.add_typer(features_app, name="features")
+app.add_typer(complaints_app, name="complaints")
 
 ACTOR = f"cli:{getpass.getuser()}"
 

@@ -27,7 +27,7 @@ one, or ``build``); the signals of an assessment use what was known when it was 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -144,6 +144,7 @@ class ComplaintAnalyzer:
         self.first: dict[int, int] = {}
         self.idents: dict[tuple[str, str], Timeline] = {}
         self.fee_idents: dict[int, list[tuple[str, str]]] = {}
+        self.fee_links = 0  # fees tied so far
         self.by_account: dict[str, Timeline] = {}
         self.by_ip: dict[str, Timeline] = {}
         self.by_fields: dict[tuple[str, str, str], Timeline] = {}
@@ -320,22 +321,24 @@ class ComplaintAnalyzer:
         """A complaint attaches only to a ring's complaints (an application only to applications)."""
         return self.records[a].kind == self.records[b].kind
 
-    def _fee(self, transfer: Record) -> None:
-        """A transfer from a customer soon after their complaint or application, of a share of its amount:
-        the payee becomes a receiving account of that record."""
+    def _fee(self, transfer: Record, *, link: bool = True) -> None:
+        """A transfer from a customer soon after their complaint or application, of a round share of its
+        amount: the payee becomes a receiving account of that record (tied at once unless ``link`` is
+        false, as in a bulk build, which ties everything afterwards)."""
         payee, paid = transfer.counterparty, transfer.amount
         timeline = self.by_account.get(transfer.account)
         if not payee or payee == transfer.account or paid is None or timeline is None:
             return
         low, high = self.config.fee_share
-        for rid in timeline.within(
-            transfer.at_ms, int(max(self.config.complaint_fee_days, self.config.loan_fee_days) * DAY)
-        ):
-            record = self.records[rid]
-            if self._is_fee(record, transfer.at_ms, paid, low, high):
-                ident = ("receiving_account", payee)
-                if ident not in self.fee_idents.setdefault(rid, []):
-                    self.fee_idents[rid].append(ident)
+        horizon = int(max(self.config.complaint_fee_days, self.config.loan_fee_days) * DAY)
+        for rid in timeline.within(transfer.at_ms, horizon):
+            ident = ("receiving_account", payee)
+            if self._is_fee(
+                self.records[rid], transfer.at_ms, paid, low, high
+            ) and ident not in self.fee_idents.setdefault(rid, []):
+                self.fee_idents[rid].append(ident)
+                self.fee_links += 1
+                if link:
                     self._link(rid, ident)
 
     def _is_fee(self, record: Record, at: int, paid: Decimal, low: Decimal, high: Decimal) -> bool:
@@ -399,7 +402,7 @@ class ComplaintAnalyzer:
             signals.append(
                 Signal(
                     "contact_not_registered",
-                    WEIGHTS["contact_not_registered"],
+                    weight,
                     {"contact_phone": masked(record.contact_phone)},
                 )
             )
@@ -460,26 +463,11 @@ class ComplaintAnalyzer:
         n = len(self.records)
         ats = np.fromiter((r.at_ms for r in self.records), dtype=np.int64, count=n)
         self.uid = self.text.build([r.text for r in self.records], ats).tolist()
-        self._bulk_fees(transfers, ats)
+        for transfer in transfers:
+            self._fee(transfer, link=False)
         self._bulk_links(ats)
         self._bulk_attach(ats)
         return [self.assess(rid) for rid in range(n)]
-
-    def _bulk_fees(self, transfers: Sequence[Record], ats: np.ndarray) -> None:
-        if not transfers or not self.records:
-            return
-        low, high = self.config.fee_share
-        for transfer in transfers:
-            payee, paid = transfer.counterparty, transfer.amount
-            timeline = self.by_account.get(transfer.account)
-            if not payee or payee == transfer.account or paid is None or timeline is None:
-                continue
-            horizon = int(max(self.config.complaint_fee_days, self.config.loan_fee_days) * DAY)
-            for rid in timeline.within(transfer.at_ms, horizon):
-                if self._is_fee(self.records[rid], transfer.at_ms, paid, low, high):
-                    ident = ("receiving_account", payee)
-                    if ident not in self.fee_idents.setdefault(rid, []):
-                        self.fee_idents[rid].append(ident)
 
     def _bulk_links(self, ats: np.ndarray) -> None:
         n = len(self.records)

@@ -27,9 +27,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -105,7 +106,6 @@ class Record:
     address: str | None = None
     declared_income: Decimal | None = None
     purpose: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def contact_is_third_party(self) -> bool | None:
@@ -149,10 +149,6 @@ class Record:
         if self.kind != "loan_application" or not self.employer or self.declared_income is None:
             return None
         return (_plain(self.employer) or "", str(self.declared_income), self.purpose or "")
-
-    def to_event(self) -> dict[str, Any]:
-        """The envelope this record came from (what ``complaint_records.payload`` keeps)."""
-        return dict(self.extra.get("envelope") or {})
 
 
 def _fail(loc: list[Any], msg: str) -> ValidationFailed:
@@ -306,3 +302,20 @@ def from_frame(frame: pl.DataFrame, kinds: Iterable[str] = KINDS) -> Iterator[Re
     rows = rows.sort("at", maintain_order=True).drop("at")
     for index, body in enumerate(rows.select(ENVELOPE_COLUMNS).iter_rows(named=True)):
         yield from_fields(body, ["events", index])
+
+
+def read_events(path: Path) -> pl.DataFrame:
+    """The complaint, loan-application and transfer rows of Parquet envelope files: a world directory
+    (its ``events/``), a directory of Parquet files, or one file."""
+    if path.is_dir():
+        parts = path / "events"
+        files = sorted((parts if parts.is_dir() else path).glob("*.parquet"))
+    else:
+        files = [path]
+    if not files or not all(f.exists() for f in files):
+        raise _fail(["events"], f"{path}: no Parquet event files there")
+    try:
+        frame = pl.scan_parquet(files).filter(pl.col("type").is_in(list(KINDS))).collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise _fail(["events"], f"{path}: {exc}") from None
+    return frame
