@@ -148,7 +148,7 @@ class ComplaintAnalyzer:
         self.by_account: dict[str, Timeline] = {}
         self.by_ip: dict[str, Timeline] = {}
         self.by_fields: dict[tuple[str, str, str], Timeline] = {}
-        self.attach: dict[int, tuple[tuple[float, int, int], int]] = {}
+        self.attach: dict[int, tuple[tuple[float, int, str], int]] = {}
         self._newly: list[int] = []
         self._link_window = int(c.link_window_days * DAY)
         self._attach_window = int(c.attach_window_hours * HOUR)
@@ -174,6 +174,11 @@ class ComplaintAnalyzer:
             if self.is_ring(anchor_root):
                 return anchor_root
         return None
+
+    def _order(self, rid: int) -> tuple[int, str]:
+        """Records in time order, then by event id: the same whatever order they were filed in."""
+        record = self.records[rid]
+        return record.at_ms, record.event_id
 
     def key_of(self, root: int) -> str:
         first = self.records[self.first[root]]
@@ -209,7 +214,7 @@ class ComplaintAnalyzer:
                     identifier_kinds=sorted(self.kinds[root]),
                 )
             )
-        return sorted(out, key=lambda ring: min(ring.members))
+        return sorted(out, key=lambda ring: min(self._order(m) for m in ring.members))
 
     # ------------------------------------------------------------------ one at a time
     def add(self, record: Record) -> Assessment | None:
@@ -273,7 +278,7 @@ class ComplaintAnalyzer:
             other = rb if root == ra else ra
             self.customers[root] |= self.customers.pop(other)
             self.kinds[root] |= self.kinds.pop(other)
-            self.first[root] = min(self.first[root], self.first.pop(other))
+            self.first[root] = min(self.first[root], self.first.pop(other), key=self._order)
             self.kinds[root].add(kind)
             if self.is_ring(root):
                 for members in before.values():
@@ -292,7 +297,7 @@ class ComplaintAnalyzer:
 
     def _better(self, rid: int, anchor: int, similarity: float) -> None:
         gap = abs(self.records[rid].at_ms - self.records[anchor].at_ms)
-        key = (round(similarity, 6), -gap, -anchor)
+        key = (round(similarity, 6), -gap, self.records[anchor].event_id)
         found = self.attach.get(rid)
         if found is None or key > found[0]:
             self.attach[rid] = (key, anchor)
@@ -523,7 +528,7 @@ class ComplaintAnalyzer:
             members = self.links.members[root]
             self.customers[root] = {self.records[m].account for m in members}
             self.kinds[root] = set()
-            self.first[root] = min(members)
+            self.first[root] = min(members, key=self._order)
         for rid, kind in zip(edges["rid"].to_list(), edges["kind"].to_list(), strict=True):
             self.kinds[root_of[int(labels[rid])]].add(kind)
         self.idents = {}

@@ -136,7 +136,7 @@ class TextIndex:
         mine = self.keys[uid]
         theirs = [self.keys[c] for c in candidates]
         sizes = np.fromiter((len(t) for t in theirs), dtype=np.int64, count=len(theirs))
-        hits = np.isin(np.concatenate(theirs), mine, assume_unique=True).astype(np.int64)
+        hits = np.isin(np.concatenate(theirs), mine).astype(np.int64)
         starts = np.r_[0, np.cumsum(sizes)[:-1]]
         inter = np.add.reduceat(hits, starts) if len(hits) else np.zeros(len(theirs), dtype=np.int64)
         inter = np.where(sizes > 0, inter, 0)
