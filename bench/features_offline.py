@@ -84,6 +84,7 @@ def main() -> None:
     if args.quick:
         args.accounts, args.days, args.repeat, args.prefix = 3_000, 3, 1, 500
     features = specs()
+    computed = sum(1 for f in features if f.aggregate != "published")  # published values are not reconstructed
     with tempfile.TemporaryDirectory(prefix="riskguard-bench-offline-") as scratch:
         world = args.world
         if world is None:
@@ -93,7 +94,7 @@ def main() -> None:
         frame = read_events(world)
         n = frame.height
         print(
-            f"machine: {os.cpu_count()} cores; {len(features)} features; {n:,} events "
+            f"machine: {os.cpu_count()} cores; {computed} features; {n:,} events "
             f"({len(parquet)} Parquet file(s)); 1-min load {os.getloadavg()[0]:.2f}",
             flush=True,
         )
@@ -106,7 +107,7 @@ def main() -> None:
                 best, best_cpu = elapsed, time.process_time() - cpu
         keys = sum(frame.get_column(c).n_unique() for c in ("account_id", "device_id", "ip", "phone"))
         print(
-            f"offline: {n / best:,.0f} events/s ({len(features)} features) over {n:,} events and about {keys:,} keys: "
+            f"offline: {n / best:,.0f} events/s ({computed} features) over {n:,} events and about {keys:,} keys: "
             f"{best:.2f} s wall, {best_cpu:.2f} s CPU; {result.width - 1} columns",
             flush=True,
         )
@@ -128,8 +129,8 @@ def main() -> None:
     seconds, count = polars_rolling(frame, features)
     print(
         f"  baseline, polars rolling windows (event time only; no arrival order, lateness, buckets or filters) for "
-        f"the {count} unfiltered features: {n * count / len(features) / seconds:,.0f} events/s scaled to "
-        f"{len(features)} features ({seconds:.2f} s for {count})"
+        f"the {count} unfiltered features: {n * count / computed / seconds:,.0f} events/s scaled to "
+        f"{computed} features ({seconds:.2f} s for {count})"
     )
     print(f"target (issue 3): offline >= {TARGET:,} events/s for 30 features")
 

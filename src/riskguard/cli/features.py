@@ -63,8 +63,11 @@ def compute(
         except OSError as exc:
             _fail(f"cannot write {out}: {exc.strerror}")
         rate = frame.height / elapsed if elapsed > 0 else 0.0
+        published = sum(1 for f in document.features if f.aggregate == "published")
+        skipped = f" ({published} published, not reconstructed offline)" if published else ""
         typer.echo(
-            f"{frame.height:,} events, {frame.width - 1} features in {elapsed:.1f} s ({rate:,.0f} events/s) -> {out}"
+            f"{frame.height:,} events, {frame.width - 1} features{skipped} in {elapsed:.1f} s "
+            f"({rate:,.0f} events/s) -> {out}"
         )
 
     run()
