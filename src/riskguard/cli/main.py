@@ -222,6 +222,9 @@ def demo(
         Path | None, typer.Option(help="In process: decide with this strategy file instead of the starter")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary as JSON here")] = None,
+    devices: Annotated[
+        bool, typer.Option(help="In process: customers' phones register attested keys and sign payments")
+    ] = True,
 ) -> None:
     """Stream a simulated world through riskguard and print what it caught, missed and cost."""
     from riskguard.sim.demo import DemoOptions, run_demo, write_json
@@ -243,6 +246,7 @@ def demo(
         connections=connections,
         database=db,
         strategy=strategy,
+        devices=devices,
     )
     summary = run_demo(options, _console())
     if json_out:

@@ -51,6 +51,7 @@ class DemoOptions:
     database: Path | None = None  # in process: keep the SQLite database here
     strategy: Path | None = None  # in process: publish this strategy instead of deciding with the starter
     labels: bool = True
+    devices: bool = True  # in process: customers' phones register and sign with the reference client
 
 
 def progress_bar(console: Console) -> Progress:
@@ -113,7 +114,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
             )
             summary = _stream(target, events, labels, options, console)
         else:
-            summary = _in_process(events, labels, options, console, Path(scratch))
+            summary = _in_process(events, labels, options, console, Path(scratch), world_dir)
     summary["world"] = {
         "world_id": info["world_id"],
         "accounts": info["accounts"],
@@ -128,7 +129,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
 
 
 def _in_process(
-    events: pl.DataFrame, labels: pl.DataFrame, options: DemoOptions, console: Console, scratch: Path
+    events: pl.DataFrame, labels: pl.DataFrame, options: DemoOptions, console: Console, scratch: Path, world_dir: Path
 ) -> dict[str, Any]:
     from riskguard.app import RiskGuard
     from riskguard.config import Settings
@@ -142,11 +143,25 @@ def _in_process(
             guard.publish(options.strategy.read_text(encoding="utf-8"), actor="demo", note="riskguard demo --strategy")
         assert guard.live is not None
         console.print(f"Deciding in process on {database} (strategy {guard.live.name} v{guard.live.version})")
-        return _stream(InProcessTarget(guard), events, labels, options, console)
+        sign = None
+        if options.devices:
+            from riskguard.device.simworld import signer_for
+
+            sign = signer_for(world_dir, guard)
+            console.print("Customers' phones register attested keys and sign payments (riskguard.device.client)")
+        summary = _stream(InProcessTarget(guard), events, labels, options, console, sign)
+        if sign is not None:
+            summary["devices"] = {"registered": sign.registered, "signed_events": sign.signed}
+        return summary
 
 
 def _stream(
-    target: Any, events: pl.DataFrame, labels: pl.DataFrame, options: DemoOptions, console: Console
+    target: Any,
+    events: pl.DataFrame,
+    labels: pl.DataFrame,
+    options: DemoOptions,
+    console: Console,
+    sign: Any = None,
 ) -> dict[str, Any]:
     decided: dict[str, Decided] = {}
     counts = dict.fromkeys(OUTCOMES, 0)
@@ -166,7 +181,8 @@ def _stream(
                 flagged = counts["challenge"] + counts["review"] + counts["block"]
                 bar.update(task, completed=len(decided), rate=f"{rate:,.0f}/s, {flagged:,} flagged")
 
-        target.stream(_bodies(events), on_decided, options.rate)
+        bodies = _bodies(events) if sign is None else map(sign, _bodies(events))
+        target.stream(bodies, on_decided, options.rate)
         wall = time.perf_counter() - started
         bar.update(task, completed=len(decided))
     summary = summarise(events, labels, decided, wall_s=wall)
@@ -271,6 +287,9 @@ def render(summary: dict[str, Any], console: Console) -> None:
         f"latency: pipeline p50 {latency['p50']:.2f} ms, p99 {latency['p99']:.2f} ms; "
         f"durable answer p50 {trip['p50']:.2f} ms, p99 {trip['p99']:.2f} ms"
     )
+    if "devices" in summary:
+        registered = ", ".join(f"{kind} {n:,}" for kind, n in summary["devices"]["registered"].items())
+        console.print(f"devices registered: {registered}; {summary['devices']['signed_events']:,} events signed")
     if "labels_recorded" in summary:
         console.print(f"labels recorded: {summary['labels_recorded']:,} (source 'simulator')")
     if "wall_s" in summary:
