@@ -1,19 +1,24 @@
 """Graph benchmarks: refresh time and memory at 1 M and 10 M edges (with a baseline in the same run),
-ring recovery per typology on a simulated world, and YelpChi (``../shared/data/yelpchi``).
+ring recovery per typology on simulated worlds, and YelpChi (``../shared/data/yelpchi``).
 
     python bench/graph.py                 # everything
     python bench/graph.py --only scale    # or: sim, yelpchi
 
 Scale: a synthetic graph (accounts with their own phones, devices, cards, addresses in carrier NAT pools,
-shops, and transfers, plus planted gangs) is written straight into the link and flow tables, and the
-whole analysis (rings, association, dense blocks, motifs; ``refresh.analyse``) is timed. Baseline: scipy
-connected components over the same links (the least any graph job does). Memory: peak RSS of the process.
+shops, and transfers, plus planted gangs of ten accounts sharing two devices and a phone) is written
+straight into the link and flow tables, and the whole analysis (encoding, rings, association, dense
+blocks, motifs; ``refresh.analyse``) is timed. Baseline: scipy connected components over the same links
+(the least any graph job does). Each size runs in a fresh process, so that its peak RSS is its own.
+Times are wall clock and CPU (user + system of all threads): other people's jobs share this machine, so
+the wall time depends on the load (printed) and the CPU time is the steadier figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +47,8 @@ def synthetic(edges: int, seed: int = 1) -> EntityGraph:
     n = edges // 10  # about 8 links and 2 transfers per account
     now = 1_780_000_000_000
     kinds = {"device": 2, "ip": 3, "phone": 1, "card": 1, "merchant": 1}
+    gang = np.arange(n) // 10  # gangs of ten among the first 1 % of the accounts
+    in_gang = np.arange(n) < n // 100
     parts = []
     for kind, per in kinds.items():
         account = np.repeat(np.arange(n), per)
@@ -51,6 +58,8 @@ def synthetic(edges: int, seed: int = 1) -> EntityGraph:
             value = rng.zipf(1.3, len(account)) % 50_000
         else:
             value = np.where(rng.random(len(account)) < 0.05, rng.integers(0, n, len(account)), account)
+            if kind in ("device", "phone"):  # the gang's shared phones (devices) and phone number
+                value = np.where(in_gang[account], 2 * n + 2 * gang[account] + np.arange(len(account)) % per, value)
         parts.append(
             pl.DataFrame({"a": account, "v": value}).select(
                 ("acc-" + pl.col("a").cast(pl.String)).alias("account"),
@@ -84,28 +93,40 @@ def synthetic(edges: int, seed: int = 1) -> EntityGraph:
     return graph
 
 
-def baseline(graph: EntityGraph) -> float:
-    started = time.perf_counter()
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def baseline(graph: EntityGraph) -> tuple[float, float]:
+    wall, cpu = _clock()
     accounts = graph.links["account"].cast(pl.Categorical).to_physical().to_numpy()
     idents = (graph.links["kind"] + graph.links["value"]).cast(pl.Categorical).to_physical().to_numpy()
     n = int(accounts.max()) + int(idents.max()) + 2
     matrix = coo_matrix((np.ones(len(accounts)), (accounts, accounts.max() + 1 + idents)), shape=(n, n))
     connected_components(matrix, directed=False)
-    return time.perf_counter() - started
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def scale_one(edges: int) -> None:
+    graph = synthetic(edges)
+    load = os.getloadavg()[0]
+    base_wall, base_cpu = baseline(graph)
+    wall, cpu = _clock()
+    result = analyse(graph)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(
+        f"scale {graph.edges:,} edges ({graph.links.height:,} links, {graph.flows.height:,} transfers): "
+        f"analysis {wall:.1f} s wall, {cpu:.1f} s CPU; steps (wall s) {result.timings}; "
+        f"{result.rings.reported().height:,} rings; peak RSS {peak_gib():.2f} GiB; "
+        f"baseline connected components {base_wall:.1f} s wall, {base_cpu:.1f} s CPU; "
+        f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
 
 def scale(sizes: list[int]) -> None:
-    for edges in sizes:
-        graph = synthetic(edges)
-        base = baseline(graph)
-        started = time.perf_counter()
-        result = analyse(graph)
-        took = time.perf_counter() - started
-        print(
-            f"scale {graph.edges:,} edges ({graph.links.height:,} links, {graph.flows.height:,} transfers): "
-            f"analysis {took:.1f} s {result.timings}, peak RSS {peak_gib():.1f} GiB; "
-            f"baseline connected components {base:.1f} s"
-        )
+    for edges in sizes:  # a fresh process per size: its peak RSS is its own
+        subprocess.run([sys.executable, __file__, "--scale-one", str(edges)], check=True)
 
 
 def simulated() -> None:
@@ -167,7 +188,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=["scale", "sim", "yelpchi"])
     parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scale_one:
+        scale_one(args.scale_one)
+        return
     if args.only in (None, "yelpchi"):
         yelpchi()
     if args.only in (None, "sim"):

@@ -25,7 +25,10 @@ import polars as pl
 from scipy.sparse import coo_matrix, csr_matrix
 
 from riskguard.graph.build import DAY_MS, EntityGraph
-from riskguard.graph.view import binding
+from riskguard.graph.encode import FLOW_RELATIONS
+from riskguard.graph.view import Bipartite, binding
+
+TRANSFER = FLOW_RELATIONS.index("transfer")
 
 
 def personalised_pagerank(
@@ -60,38 +63,39 @@ def association_risk(
     half_life_days: float = 30.0,
     iterations: int = 30,
     with_flows: bool = True,
+    view: Bipartite | None = None,
 ) -> pl.DataFrame:
-    """``account, risk`` for every account of the graph; ``seeds`` are (account, labelled_at_ms) pairs."""
-    view = binding(graph)
+    """``account, risk`` for every account of the graph; ``seeds`` are (account, labelled_at_ms) pairs.
+    ``view``: the graph's binding matrix when the caller already has it."""
+    view = view if view is not None else binding(graph)
+    e = view.encoded
     now = graph.latest_ms or 0
     half_life = half_life_days * DAY_MS
-    accounts = view.accounts
-    flows = pl.DataFrame(schema={"src": pl.String, "dst": pl.String, "ts_ms": pl.Int64})
-    if with_flows and graph.flows.height:
-        flows = graph.flows.filter(pl.col("relation") == "transfer").group_by("src", "dst").agg(pl.col("ts_ms").max())
-        extra = pl.concat([flows["src"], flows["dst"]]).unique().sort()
-        accounts = pl.concat([accounts, extra.filter(~extra.is_in(accounts.implode()))])
-    n_acc = len(accounts)  # accounts first (the view's rows keep their numbers), identifiers after them
-    n = n_acc + view.n_idents
-    index = pl.DataFrame({"account": accounts, "i": np.arange(n_acc)})
-    joined = flows.join(index.rename({"account": "src", "i": "s"}), on="src").join(
-        index.rename({"account": "dst", "i": "d"}), on="dst"
-    )
-    r = np.concatenate([view.row, joined["s"].to_numpy()])
-    c = np.concatenate([n_acc + view.col, joined["d"].to_numpy()])
-    ages = np.concatenate([now - view.last_ms, now - joined["ts_ms"].to_numpy()])
-    w = np.concatenate([view.weight, np.ones(joined.height)]) * np.exp2(-ages / half_life)
+    n_acc = e.n_accounts  # accounts first, identifiers after them
+    n = n_acc + e.n_idents
+    src, dst, ts = (np.zeros(0, dtype=np.int64),) * 3
+    if with_flows:  # one link per payer and payee, as recent as their latest transfer
+        transfer = e.flow_relation == TRANSFER
+        pairs, inverse = np.unique(e.flow_src[transfer] * np.int64(n_acc) + e.flow_dst[transfer], return_inverse=True)
+        ts = np.full(len(pairs), np.iinfo(np.int64).min)
+        np.maximum.at(ts, inverse, e.flow_ts[transfer])
+        src, dst = pairs // n_acc, pairs % n_acc
+    r = np.concatenate([view.row, src])
+    c = np.concatenate([n_acc + view.col, dst])
+    ages = np.concatenate([now - view.last_ms, now - ts])
+    w = np.concatenate([view.weight, np.ones(len(src))]) * np.exp2(-ages / half_life)
     adjacency = coo_matrix((np.concatenate([w, w]), (np.concatenate([r, c]), np.concatenate([c, r]))), shape=(n, n))
     adjacency = adjacency.tocsr()
     seed_frame = pl.DataFrame(list(seeds), schema={"account": pl.String, "at_ms": pl.Int64}, orient="row")
     vector = np.zeros(n)
     if seed_frame.height:
-        hits = seed_frame.join(index, on="account")
-        ages = (now - hits["at_ms"].to_numpy()).clip(min=0)
-        np.add.at(vector, hits["i"].to_numpy(), np.exp2(-ages / half_life))
+        codes = e.account_codes(seed_frame["account"])
+        known = codes >= 0
+        ages = (now - seed_frame["at_ms"].to_numpy()[known]).clip(min=0)
+        np.add.at(vector, codes[known], np.exp2(-ages / half_life))
     score = personalised_pagerank(adjacency, vector, restart=restart, iterations=iterations)[:n_acc]
     is_seed = vector[:n_acc] > 0
     scale = score[~is_seed].max() if (~is_seed).any() and score[~is_seed].max() > 0 else 1.0
     risk = np.minimum(score / scale, 1.0)
     risk[is_seed] = 1.0
-    return pl.DataFrame({"account": accounts, "risk": risk})
+    return pl.DataFrame({"account": e.accounts, "risk": risk})

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from riskguard.graph.encode import distinct
+
 
 @dataclass
 class Block:
@@ -40,6 +42,7 @@ class Block:
 class Peeling:
     blocks: list[Block]
     peel_score: np.ndarray  # per row
+    density: float = 0.0  # of the whole (weighted) graph, to compare blocks with
 
 
 def column_weights(cols: np.ndarray, n_cols: int, c: float = 5.0) -> np.ndarray:
@@ -51,36 +54,42 @@ def column_weights(cols: np.ndarray, n_cols: int, c: float = 5.0) -> np.ndarray:
 def _peel_once(
     rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_rows: int, n_cols: int, eps: float, score: np.ndarray
 ) -> Block | None:
-    alive_r = np.zeros(n_rows, dtype=bool)
-    alive_c = np.zeros(n_cols, dtype=bool)
-    alive_r[rows] = True
-    alive_c[cols] = True
+    """One pass of batch peeling. Each node remembers the round it was peeled in; the block is what was
+    still alive at the start of the densest round (no copies of the alive sets while peeling)."""
+    never = np.iinfo(np.int64).max
+    round_r = np.full(n_rows, -1, dtype=np.int64)  # -1: not in the graph; never: not peeled yet
+    round_c = np.full(n_cols, -1, dtype=np.int64)
+    round_r[rows] = never
+    round_c[cols] = never
+    size = int(np.count_nonzero(round_r == never) + np.count_nonzero(round_c == never))
     r, c, w = rows, cols, weights
-    best_density, best = -1.0, (alive_r.copy(), alive_c.copy())
+    best_density, best_round, density, step = -1.0, 0, 0.0, 0
     while len(r):
-        mass = float(w.sum())
-        size = int(alive_r.sum() + alive_c.sum())
-        density = mass / size
+        density = float(w.sum()) / size
         if density > best_density:
-            best_density, best = density, (alive_r.copy(), alive_c.copy())
+            best_density, best_round = density, step
         deg_r = np.bincount(r, weights=w, minlength=n_rows)
         deg_c = np.bincount(c, weights=w, minlength=n_cols)
         limit = (1.0 + eps) * 2.0 * density
-        drop_r = alive_r & (deg_r <= limit)
-        drop_c = alive_c & (deg_c <= limit)
-        if not drop_r.any() and not drop_c.any():  # cannot happen (some node is at most the average)
+        drop_r = np.flatnonzero((round_r == never) & (deg_r <= limit))
+        drop_c = np.flatnonzero((round_c == never) & (deg_c <= limit))
+        if not len(drop_r) and not len(drop_c):  # cannot happen (some node is at most the average)
             break
         score[drop_r] = np.maximum(score[drop_r], density)
-        alive_r &= ~drop_r
-        alive_c &= ~drop_c
-        keep = alive_r[r] & alive_c[c]
+        round_r[drop_r] = step
+        round_c[drop_c] = step
+        size -= len(drop_r) + len(drop_c)
+        keep = (round_r[r] == never) & (round_c[c] == never)
         r, c, w = r[keep], c[keep], w[keep]
-    score[alive_r] = np.maximum(score[alive_r], density if len(rows) else 0.0)  # left when the edges ran out
+        step += 1
+    left = round_r == never  # still there when the edges ran out
+    score[left] = np.maximum(score[left], density)
     if best_density <= 0:
         return None
-    rows_in, cols_in = best
-    inside = rows_in[rows] & cols_in[cols]
-    return Block(np.flatnonzero(rows_in), np.flatnonzero(cols_in), best_density, int(inside.sum()))
+    rows_in = np.flatnonzero(round_r >= best_round)
+    cols_in = np.flatnonzero(round_c >= best_round)
+    inside = (round_r[rows] >= best_round) & (round_c[cols] >= best_round)
+    return Block(rows_in, cols_in, best_density, int(inside.sum()))
 
 
 def fraudar(
@@ -93,9 +102,11 @@ def fraudar(
     eps: float = 0.1,
 ) -> Peeling:
     """Up to ``blocks`` dense blocks of the bipartite graph with edges ``(rows[i], cols[i])``."""
-    pairs = np.unique(np.stack([rows.astype(np.int64), cols.astype(np.int64)]), axis=1)
-    r, c = pairs[0], pairs[1]
+    pairs = distinct(rows.astype(np.int64) * np.int64(n_cols) + cols.astype(np.int64))
+    r, c = pairs // n_cols, pairs % n_cols
     w = column_weights(c, n_cols)
+    nodes = np.count_nonzero(np.bincount(r, minlength=n_rows)) + np.count_nonzero(np.bincount(c, minlength=n_cols))
+    whole = float(w.sum()) / nodes if nodes else 0.0
     score = np.zeros(n_rows)
     found: list[Block] = []
     for _ in range(blocks):
@@ -111,4 +122,4 @@ def fraudar(
         in_c[block.cols] = True
         keep = ~(in_r[r] & in_c[c])
         r, c, w = r[keep], c[keep], w[keep]
-    return Peeling(found, score)
+    return Peeling(found, score, whole)

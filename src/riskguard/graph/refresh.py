@@ -26,9 +26,10 @@ import polars as pl
 from riskguard.graph.association import association_risk
 from riskguard.graph.build import EntityGraph, GraphConfig
 from riskguard.graph.dense import fraudar
+from riskguard.graph.encode import encode
 from riskguard.graph.motifs import MOTIF_COLUMNS, MotifConfig, motifs
 from riskguard.graph.rings import RingConfig, Rings, find_rings
-from riskguard.graph.view import binding
+from riskguard.graph.view import Bipartite, binding_of
 
 BLOCK_KINDS = ("device", "ip", "ip24", "phone", "card", "merchant")
 
@@ -107,18 +108,17 @@ def _fraud_seeds(labels: pl.DataFrame | None) -> list[tuple[str, int]]:
     return list(zip(confirmed["entity_value"].to_list(), millis.to_list(), strict=True))
 
 
-def _blocks(graph: EntityGraph, config: RefreshConfig) -> list[dict[str, Any]]:
-    view = binding(graph, kinds=BLOCK_KINDS)
+def _blocks(view: Bipartite, config: RefreshConfig) -> list[dict[str, Any]]:
+    view = view.restrict(BLOCK_KINDS)
     if not len(view.row):
         return []
     peeling = fraudar(view.row, view.col, view.n_accounts, view.n_idents, blocks=config.blocks, eps=config.block_eps)
-    whole = len(view.row) / (view.n_accounts + view.n_idents)
     out = []
     for block in peeling.blocks:
-        lift = block.density / whole if whole else 0.0
+        lift = block.density / peeling.density if peeling.density else 0.0
         if lift < config.block_lift or len(block.rows) < config.block_min_accounts:
             continue
-        idents = view.idents[block.cols]
+        idents = view.encoded.idents[block.cols]
         out.append(
             {
                 "accounts": view.accounts.gather(block.rows).to_list(),
@@ -131,6 +131,8 @@ def _blocks(graph: EntityGraph, config: RefreshConfig) -> list[dict[str, Any]]:
 
 
 def analyse(graph: EntityGraph, labels: pl.DataFrame | None = None, config: RefreshConfig | None = None) -> GraphResult:
+    """Everything a refresh computes, in memory. The graph is encoded (``encode.py``) and cleaned
+    (``view.py``) once; every step reuses both."""
     config = config or RefreshConfig()
     timings: dict[str, float] = {}
 
@@ -138,18 +140,26 @@ def analyse(graph: EntityGraph, labels: pl.DataFrame | None = None, config: Refr
         timings[name] = round(time.perf_counter() - started, 3)
 
     started = time.perf_counter()
-    rings = find_rings(graph, config.rings, labels)
+    encoded = encode(graph)
+    view = binding_of(encoded, graph.config)
+    timed("encode", started)
+    started = time.perf_counter()
+    rings = find_rings(graph, config.rings, labels, view=view)
     timed("rings", started)
     started = time.perf_counter()
     risk = association_risk(
-        graph, _fraud_seeds(labels), restart=config.risk_restart, half_life_days=config.risk_half_life_days
+        graph,
+        _fraud_seeds(labels),
+        restart=config.risk_restart,
+        half_life_days=config.risk_half_life_days,
+        view=view,
     )
     timed("association", started)
     started = time.perf_counter()
-    blocks = _blocks(graph, config)
+    blocks = _blocks(view, config)
     timed("dense_blocks", started)
     started = time.perf_counter()
-    flows = motifs(graph, config.motifs)
+    flows = motifs(graph, config.motifs, encoded=encoded)
     timed("motifs", started)
 
     features: dict[str, dict[str, float]] = {}

@@ -17,10 +17,25 @@ How (cost linear in the links, plus one sparse connected-components pass):
    receives from other recruits). Money flowing *into* a ring (victims paying mules) never joins the payer.
 4. **Stars**: an account holding more identifiers of one kind than a person has (``star_min``: cards,
    phones, devices) brings them into its ring as members (stolen cards on a card tester's account).
+5. **Takeover crews**: the credential-stuffing tools that got into accounts (``view.py``) are grouped by
+   the victims they share (a gang's devices and proxies log into the same accounts) into one attacker
+   each. The attacker's ring holds its tools (role ``tool``), the devices, phones and cards
+   (``strong_kinds``) that appeared after the compromise on at least ``takeover_min_victims`` of its
+   victims (the phone it binds, the card it withdraws to: role ``attacker``; a victim's own card shows on
+   one account only; addresses are left out: a victim's own later logins come from a carrier's shared
+   addresses), and the accounts
+   that received transfers from at least ``takeover_min_victims`` victims within ``takeover_hours`` of
+   their compromise (the first-layer mules: role ``payee``); the money step then adds the deeper layers.
+   The victims are never members. A crew of a few mules run from one phone looks like a household to
+   step 1; the money it drains from compromised accounts is what gives it away.
 
-A ring is reported when it has at least ``min_accounts`` accounts and ``min_binding`` binding identifiers,
-or at least ``star_report`` star identifiers. Each ring carries its members, the identifiers that bind
+A ring is reported when it has at least ``min_accounts`` accounts and ``min_binding`` binding identifiers
+of the ``strong_kinds`` (tools and attacker identifiers count as binding), or ``min_accounts_any``
+accounts and ``min_binding`` binding identifiers of any kind, or at least ``star_report`` star
+identifiers. Each ring carries its members, the identifiers that bind
 them (with how many members each binds), its first and last activity, and the labels known on its members.
+
+Everything runs on the integer codes of ``encode.py``; member names are looked up once at the end.
 """
 
 from __future__ import annotations
@@ -32,8 +47,12 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from riskguard.graph.build import EntityGraph
-from riskguard.graph.view import Bipartite, binding
+from riskguard.graph.build import KINDS, EntityGraph
+from riskguard.graph.encode import FLOW_RELATIONS, distinct
+from riskguard.graph.view import CONTACT, NEVER, USES, Bipartite, binding
+
+HOUR_MS = 3_600_000
+BINDING_ROLES = ("binding", "tool", "attacker")
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,8 @@ class RingConfig:
     min_binding: int = 2
     min_accounts_any: int = 5
     star_report: int = 10
+    takeover_hours: float = 24.0
+    takeover_min_victims: int = 2
 
 
 @dataclass
@@ -76,36 +97,57 @@ class Rings:
 
 
 MEMBER_SCHEMA = {"ring": pl.Int64, "kind": pl.String, "value": pl.String, "role": pl.String, "binds": pl.Int64}
+#: members while the rings are built: ``code`` is the account's or the identifier's code (``encode.py``)
+CODED_SCHEMA = {"ring": pl.Int64, "kind": pl.String, "code": pl.Int64, "role": pl.String, "binds": pl.Int64}
 
 
-def find_rings(graph: EntityGraph, config: RingConfig | None = None, labels: pl.DataFrame | None = None) -> Rings:
-    """Rings of ``graph``; ``labels`` (entity_kind, entity_value, label) marks known fraud among members."""
+def find_rings(
+    graph: EntityGraph,
+    config: RingConfig | None = None,
+    labels: pl.DataFrame | None = None,
+    *,
+    view: Bipartite | None = None,
+) -> Rings:
+    """Rings of ``graph``; ``labels`` (entity_kind, entity_value, label) marks known fraud among members.
+    ``view``: the graph's binding matrix when the caller already has it (``view.binding``)."""
     config = config or RingConfig()
-    view = binding(graph, kinds=config.kinds)
-    accounts, ring_of, keep = _components(view, config)
-    members = _prune_appendages(_base_members(view, accounts, ring_of, keep), view, keep)
-    extra = [_money_joins(graph, members, config), _stars(graph, view, members, config)]
-    members = pl.concat([members, *(part.cast(MEMBER_SCHEMA) for part in extra)])
-    rings = _summaries(graph, members, config, labels)
-    return Rings(members=members.cast(MEMBER_SCHEMA), rings=rings, compromised=view.compromised)
+    full = view if view is not None else binding(graph)
+    view = full.restrict(config.kinds)
+    ring_of, keep = _components(view, config)
+    members = _prune_appendages(view, ring_of, keep)
+    members = pl.concat([members, _takeovers(full, members, config)])
+    members = pl.concat([members, _money_joins(view, members, config)])
+    members = pl.concat([members, _stars(view, members, config)])
+    named = _names(view, members)
+    rings = _summaries(view, members, named, config, labels)
+    return Rings(members=named, rings=rings, compromised=view.compromised)
 
 
-def _components(view: Bipartite, config: RingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Accounts bound by at least one binding identifier, their ring ids (components, large ones split into
-    communities), and which links bind."""
-    degree = view.idents["degree"].to_numpy()
-    keep = (degree[view.col] >= config.min_shared) & ~view.rotating
+def _components(view: Bipartite, config: RingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Ring id of every node (accounts, then identifiers): components of the binding links, large ones
+    split into communities; and which links bind."""
+    keep = (view.degree[view.col] >= config.min_shared) & ~view.rotating
     rows, cols = view.row[keep], view.col[keep]
     n = view.n_accounts + view.n_idents
     matrix = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, view.n_accounts + cols)), shape=(n, n))
     _, labels = connected_components(matrix, directed=False)
     labels = labels.astype(np.int64)
-    bound = np.unique(rows)
-    sizes = np.bincount(labels[bound], minlength=n)
+    sizes = np.bincount(labels[distinct(rows)], minlength=n)
     large = np.flatnonzero(sizes >= config.split_min)
     if len(large):
-        labels = _split(labels, large, rows, view.n_accounts + cols, view.weight[keep], n, config)
-    return bound, labels, keep
+        labels = _split(labels, large, rows, view.n_accounts + cols, view.weight[keep], view, config)
+    return labels, keep
+
+
+def _node_names(view: Bipartite, nodes: np.ndarray) -> np.ndarray:
+    """A sortable name per node (accounts, then identifiers), for a numbering independent of the codes."""
+    idents = view.encoded.idents
+    is_account = nodes < view.n_accounts
+    codes = nodes[~is_account] - view.n_accounts
+    names = np.empty(len(nodes), dtype=object)
+    names[is_account] = ("0" + view.accounts.gather(nodes[is_account])).to_numpy()
+    names[~is_account] = ("1" + idents["kind"].gather(codes) + "\x1f" + idents["value"].gather(codes)).to_numpy()
+    return names
 
 
 def _split(
@@ -114,7 +156,7 @@ def _split(
     src: np.ndarray,
     dst: np.ndarray,
     weight: np.ndarray,
-    n: int,
+    view: Bipartite,
     config: RingConfig,
 ) -> np.ndarray:
     """Splits large components into Leiden communities (modularity, rarity-weighted), so that a bridge
@@ -126,67 +168,45 @@ def _split(
     inside = np.isin(labels[src], large)
     src, dst, weight = src[inside], dst[inside], weight[inside]
     nodes, local = np.unique(np.concatenate([src, dst]), return_inverse=True)
+    # Leiden's result depends on the order of nodes and edges: number them by name, not by code
+    order = np.argsort(_node_names(view, nodes), kind="stable")
+    rank = np.empty(len(nodes), dtype=np.int64)
+    rank[order] = np.arange(len(nodes))
+    nodes, local = nodes[order], rank[local]
     edges = local.reshape(2, -1).T
-    graph = igraph.Graph(n=len(nodes), edges=edges.tolist(), directed=False)
+    by_name = np.lexsort((edges[:, 1], edges[:, 0]))
+    edges, weight = edges[by_name], weight[by_name]
+    graph = igraph.Graph(n=len(nodes), edges=edges, directed=False)
     igraph.set_random_number_generator(random.Random(config.seed))
     try:
         parts = graph.community_leiden(
-            objective_function="modularity", weights=weight.tolist(), resolution=config.resolution, n_iterations=-1
+            objective_function="modularity", weights=weight, resolution=config.resolution, n_iterations=-1
         )
     finally:
         igraph.set_random_number_generator(random)
     out = labels.copy()
-    out[nodes] = n + np.asarray(parts.membership, dtype=np.int64)
+    out[nodes] = len(labels) + np.asarray(parts.membership, dtype=np.int64)
     return out
 
 
-def _base_members(view: Bipartite, bound: np.ndarray, labels: np.ndarray, keep: np.ndarray) -> pl.DataFrame:
-    accounts = pl.DataFrame(
-        {
-            "ring": labels[bound].astype(np.int64),
-            "kind": "account",
-            "value": view.accounts.gather(bound),
-            "role": "account",
-        }
-    ).with_columns(binds=pl.lit(None, dtype=pl.Int64))
-    cols, counts = np.unique(view.col[keep], return_counts=True)
-    idents = view.idents[cols]
-    binding_rows = pl.DataFrame(
-        {
-            "ring": labels[view.n_accounts + cols].astype(np.int64),
-            "kind": idents["kind"],
-            "value": idents["value"],
-            "role": "binding",
-            "binds": counts.astype(np.int64),
-        }
-    )
-    return pl.concat([accounts.cast(MEMBER_SCHEMA), binding_rows.select(accounts.columns).cast(MEMBER_SCHEMA)])
+def _prune_appendages(view: Bipartite, ring_of: np.ndarray, keep: np.ndarray) -> pl.DataFrame:
+    """The rings' accounts and binding identifiers, without the groups hanging off a ring by a single
+    account (a rented mule's household, a farm account sold to a crew, seen from the crew's side).
 
-
-def _prune_appendages(members: pl.DataFrame, view: Bipartite, keep: np.ndarray) -> pl.DataFrame:
-    """Drops groups hanging off a ring by a single account (a rented mule's household, a farm account
-    sold to a crew, seen from the crew's side).
-
-    The binding identifiers of a ring are grouped into *bundles* (identifiers binding exactly the same
-    accounts: a household's tablet and its broadband address are one bundle). A bundle whose accounts
-    meet the ring's other bundles in at most one account, and that is not the ring's core (the bundle with
-    the most accounts shared with other bundles, then the largest), is removed
-    with the accounts only it bound; repeated until nothing changes.
+    A binding link belongs to the ring of its identifier. The binding identifiers of a ring are grouped
+    into *bundles* (identifiers binding exactly the same accounts: a household's tablet and its broadband
+    address are one bundle). A bundle whose accounts meet the ring's other bundles in at most one account,
+    and that is not the ring's core (the bundle with the most accounts shared with other bundles, then the
+    largest), is removed with the accounts only it bound; repeated until nothing changes.
     """
+    cols = view.col[keep]
     links = pl.DataFrame(
-        {
-            "account": view.accounts.gather(view.row[keep]).cast(pl.String),
-            "kind": view.idents["kind"].gather(view.col[keep]).cast(pl.String),
-            "value": view.idents["value"].gather(view.col[keep]).cast(pl.String),
-        }
+        {"ring": ring_of[view.n_accounts + cols], "account": view.row[keep], "ident": cols},
+        schema={"ring": pl.Int64, "account": pl.Int64, "ident": pl.Int64},
     )
-    idents = members.filter(pl.col("role") == "binding").select("ring", "kind", "value")
-    links = links.join(idents, on=["kind", "value"], how="inner")
     for _ in range(10):
-        bundles = (
-            links.group_by("ring", "kind", "value")
-            .agg(pl.col("account").sort())
-            .with_columns(bundle=pl.col("account").hash())
+        bundles = links.group_by("ring", "ident").agg(pl.col("account").sort()).with_columns(
+            bundle=pl.col("account").hash()
         )
         per_bundle = bundles.unique(["ring", "bundle"]).select("ring", "bundle", "account").explode("account")
         shared = per_bundle.group_by("ring", "account").agg(pl.len().alias("bundles"))
@@ -201,103 +221,196 @@ def _prune_appendages(members: pl.DataFrame, view: Bipartite, keep: np.ndarray) 
         if drop.height == 0:
             break
         gone = bundles.join(drop.select("ring", "bundle"), on=["ring", "bundle"], how="semi")
-        links = links.join(gone.select("ring", "kind", "value"), on=["ring", "kind", "value"], how="anti")
-    kept_idents = links.group_by("ring", "kind", "value").agg(pl.len().cast(pl.Int64).alias("binds"))
-    kept_accounts = links.select("ring", "account").unique()
-    accounts = kept_accounts.select(
+        links = links.join(gone.select("ring", "ident"), on=["ring", "ident"], how="anti")
+    kinds = pl.Series(KINDS)
+    accounts = links.select("ring", "account").unique().select(
         "ring",
         pl.lit("account").alias("kind"),
-        pl.col("account").alias("value"),
+        pl.col("account").alias("code"),
         pl.lit("account").alias("role"),
         pl.lit(None, dtype=pl.Int64).alias("binds"),
     )
-    binding_rows = kept_idents.select("ring", "kind", "value", pl.lit("binding").alias("role"), "binds")
-    return pl.concat([accounts.cast(MEMBER_SCHEMA), binding_rows.cast(MEMBER_SCHEMA)])
+    idents = links.group_by("ring", "ident").agg(pl.len().cast(pl.Int64).alias("binds"))
+    idents = idents.select(
+        "ring",
+        kinds.gather(view.encoded.ident_kind[idents["ident"].to_numpy()]).alias("kind"),
+        pl.col("ident").alias("code"),
+        pl.lit("binding").alias("role"),
+        "binds",
+    )
+    return pl.concat([accounts.cast(CODED_SCHEMA), idents.cast(CODED_SCHEMA)])
 
 
-def _money_joins(graph: EntityGraph, members: pl.DataFrame, config: RingConfig) -> pl.DataFrame:
-    ring_accounts = members.filter(pl.col("role") == "account").select(pl.col("value").alias("src"), "ring")
-    payers = graph.flows.select("src", "dst").unique()
+def _ring_accounts(members: pl.DataFrame) -> pl.DataFrame:
+    return members.filter(pl.col("kind") == "account").select(pl.col("code").alias("account"), "ring")
+
+
+def _takeovers(view: Bipartite, members: pl.DataFrame, config: RingConfig) -> pl.DataFrame:
+    """Takeover crews (step 5 of the module docstring), as new rings numbered after the others."""
+    e = view.encoded
+    since = view.compromised_since
+    tool_uses = (e.link_relation == USES) & view.attack_ident[e.link_ident]
+    if not tool_uses.any():
+        return members.clear()
+    victims, tools = e.link_account[tool_uses], e.link_ident[tool_uses]
+    n = e.n_accounts + e.n_idents
+    matrix = coo_matrix((np.ones(len(victims), dtype=np.int8), (victims, e.n_accounts + tools)), shape=(n, n))
+    _, attacker = connected_components(matrix, directed=False)
+    attacker = attacker.astype(np.int64)
+    # first-layer payees: transfers out of victims soon after their compromise
+    src, dst, ts = e.flow_src, e.flow_dst, e.flow_ts
+    soon = (
+        (e.flow_relation == FLOW_RELATIONS.index("transfer"))
+        & (ts >= since[src])
+        & (ts - since[src] <= config.takeover_hours * HOUR_MS)
+        & (since[dst] == NEVER)
+    )
+    payees = (
+        pl.DataFrame({"attacker": attacker[src[soon]], "victim": src[soon], "code": dst[soon]})
+        .group_by("attacker", "code")
+        .agg(pl.col("victim").n_unique().alias("binds"))
+        .filter(pl.col("binds") >= config.takeover_min_victims)
+        .with_columns(kind=pl.lit("account"), role=pl.lit("payee"))
+    )
+    # the attacker's identifiers: new on several of its victims after their compromise; of the kinds
+    # people do not share (a victim's own later logins come from addresses its neighbours share too)
+    ring_kind = np.isin(e.ident_kind, [KINDS.index(k) for k in config.strong_kinds])
+    later = (
+        ((e.link_relation == USES) | (e.link_relation == CONTACT))
+        & (e.link_first >= since[e.link_account])
+        & ~view.attack_ident[e.link_ident]
+        & ring_kind[e.link_ident]
+    )
+    kinds = pl.Series(KINDS)
+    brought = (
+        pl.DataFrame({"attacker": attacker[e.link_account[later]], "victim": e.link_account[later]})
+        .with_columns(code=pl.Series(e.link_ident[later]))
+        .group_by("attacker", "code")
+        .agg(pl.col("victim").n_unique().alias("binds"))
+        .filter(pl.col("binds") >= config.takeover_min_victims)
+        .with_columns(role=pl.lit("attacker"))
+    )
+    used = (
+        pl.DataFrame({"attacker": attacker[victims], "code": tools, "victim": victims})
+        .group_by("attacker", "code")
+        .agg(pl.col("victim").n_unique().alias("binds"))
+        .with_columns(role=pl.lit("tool"))
+    )
+    idents = pl.concat([brought, used]).with_columns(
+        kind=kinds.gather(e.ident_kind[pl.concat([brought["code"], used["code"]]).to_numpy()])
+    )
+    found = payees.select("attacker").unique()  # an attacker without payees is no ring (no accounts)
+    crews = pl.concat([payees, idents.join(found, on="attacker", how="semi")], how="diagonal")
+    start = int(members["ring"].max() or 0) + 1 if members.height else 0
+    numbers = found.sort("attacker").with_columns(ring=(pl.int_range(pl.len()) + start).cast(pl.Int64))
+    return crews.join(numbers, on="attacker").select(list(CODED_SCHEMA)).cast(CODED_SCHEMA)
+
+
+def _money_joins(view: Bipartite, members: pl.DataFrame, config: RingConfig) -> pl.DataFrame:
+    e = view.encoded
+    n = np.int64(e.n_accounts)
+    pairs = distinct(e.flow_src * n + e.flow_dst)
+    payers = pl.DataFrame({"src": pairs // n, "dst": pairs % n})
     all_payers = payers.group_by("dst").agg(pl.len().alias("payers"))
+    ring_accounts = _ring_accounts(members)
     inside = (
-        payers.join(ring_accounts, on="src", how="inner")
+        payers.join(ring_accounts.rename({"account": "src"}), on="src", how="inner")
         .group_by("dst", "ring")
         .agg(pl.len().alias("ring_payers"))
         .join(all_payers, on="dst")
-        .join(ring_accounts.rename({"src": "dst", "ring": "own_ring"}), on="dst", how="anti")
+        .join(ring_accounts.rename({"account": "dst"}), on="dst", how="anti")
         .filter(
             (pl.col("ring_payers") >= config.money_min_payers)
             & (pl.col("ring_payers") >= config.money_min_share * pl.col("payers"))
         )
-        .sort("ring_payers", descending=True)
+        .sort("ring_payers", "ring", "dst", descending=[True, False, False])
         .unique("dst", keep="first")
     )
     return inside.select(
         "ring",
         pl.lit("account").alias("kind"),
-        pl.col("dst").alias("value"),
+        pl.col("dst").alias("code"),
         pl.lit("money").alias("role"),
         pl.col("ring_payers").cast(pl.Int64).alias("binds"),
-    )
+    ).cast(CODED_SCHEMA)
 
 
-def _stars(graph: EntityGraph, view: Bipartite, members: pl.DataFrame, config: RingConfig) -> pl.DataFrame:
-    if not config.star_min:
+def _stars(view: Bipartite, members: pl.DataFrame, config: RingConfig) -> pl.DataFrame:
+    """Identifiers of accounts that hold more of one kind than a person has (cards of a card tester)."""
+    e = view.encoded
+    limit = np.full(len(KINDS) + 1, np.iinfo(np.int64).max)
+    for kind, value in config.star_min.items():
+        limit[KINDS.index(kind)] = value
+    kind = np.minimum(e.ident_kind[e.link_ident], len(KINDS)).astype(np.int64)
+    rows = (e.link_relation == USES) & (view.compromised_since[e.link_account] == NEVER) & (limit[kind] < NEVER)
+    if not config.star_min or not rows.any():
         return members.clear()
-    ring_accounts = members.filter(pl.col("kind") == "account").select(pl.col("value").alias("account"), "ring")
-    limits = pl.DataFrame({"kind": list(config.star_min), "limit": list(config.star_min.values())})
-    links = graph.links.filter(pl.col("relation") == "uses").join(
-        view.compromised.select("account"), on="account", how="anti"
-    )
-    counts = links.group_by("account", "kind").agg(pl.col("value").unique())
-    stars = (
-        counts.join(limits, on="kind")
-        .filter(pl.col("value").list.len() >= pl.col("limit"))
-        .explode("value")
-        .unique(["kind", "value"], keep="first")
-    )
-    # a star account outside every ring starts a ring of its own (numbered after the components)
+    key = e.link_account[rows] * (len(KINDS) + 1) + kind[rows]
+    counts = np.bincount(key)
+    star = counts[key] >= limit[kind[rows]]
+    stars = pl.DataFrame({"account": e.link_account[rows][star], "ident": e.link_ident[rows][star]})
+    stars = stars.sort("ident", "account").unique("ident", keep="first")
+    ring_accounts = _ring_accounts(members)
+    # a star account outside every ring starts a ring of its own (numbered after the others)
     start = int(members["ring"].max() or 0) + 1 if members.height else 0
     lonely = stars.join(ring_accounts, on="account", how="anti").select("account").unique().sort("account")
     lonely = lonely.with_columns((pl.int_range(pl.len()) + start).cast(pl.Int64).alias("ring"))
-    owners = pl.concat([ring_accounts, lonely])
-    stars = stars.join(owners, on="account", how="inner")
-    taken = members.select("kind", "value")
-    out = stars.join(taken, on=["kind", "value"], how="anti").select(
-        "ring", "kind", "value", pl.lit("star").alias("role"), pl.lit(1, dtype=pl.Int64).alias("binds")
+    stars = stars.join(pl.concat([ring_accounts, lonely]), on="account", how="inner")
+    taken = members.filter(pl.col("kind") != "account").select(pl.col("code").alias("ident"))
+    stars = stars.join(taken, on="ident", how="anti")
+    kinds = pl.Series(KINDS)
+    out = stars.select(
+        "ring",
+        kinds.gather(e.ident_kind[stars["ident"].to_numpy()]).alias("kind"),
+        pl.col("ident").alias("code"),
+        pl.lit("star").alias("role"),
+        pl.lit(1, dtype=pl.Int64).alias("binds"),
     )
     new_accounts = lonely.select(
         "ring",
         pl.lit("account").alias("kind"),
-        pl.col("account").alias("value"),
+        pl.col("account").alias("code"),
         pl.lit("account").alias("role"),
         pl.lit(None, dtype=pl.Int64).alias("binds"),
     )
-    return pl.concat([new_accounts, out])
+    return pl.concat([new_accounts.cast(CODED_SCHEMA), out.cast(CODED_SCHEMA)])
+
+
+def _names(view: Bipartite, members: pl.DataFrame) -> pl.DataFrame:
+    """Members with their account ids and identifier values instead of codes."""
+    is_account = (members["kind"] == "account").to_numpy()
+    codes = members["code"].to_numpy()
+    values = np.empty(members.height, dtype=object)
+    values[is_account] = view.accounts.gather(codes[is_account]).to_numpy()
+    values[~is_account] = view.encoded.idents["value"].gather(codes[~is_account]).to_numpy()
+    return members.with_columns(value=pl.Series(values, dtype=pl.String)).select(list(MEMBER_SCHEMA))
 
 
 def _summaries(
-    graph: EntityGraph, members: pl.DataFrame, config: RingConfig, labels: pl.DataFrame | None
+    view: Bipartite, members: pl.DataFrame, named: pl.DataFrame, config: RingConfig, labels: pl.DataFrame | None
 ) -> pl.DataFrame:
+    e = view.encoded
+    in_ring = np.zeros(e.n_accounts, dtype=bool)
     accounts = members.filter(pl.col("kind") == "account")
-    activity = pl.concat(
-        [
-            graph.links.select("account", "first_ms", "last_ms"),
-            graph.flows.select(
-                pl.col("src").alias("account"), pl.col("ts_ms").alias("first_ms"), pl.col("ts_ms").alias("last_ms")
-            ),
-        ]
+    in_ring[accounts["code"].to_numpy()] = True
+    linked, paid = in_ring[e.link_account], in_ring[e.flow_src]
+    activity = pl.DataFrame(
+        {
+            "code": np.concatenate([e.link_account[linked], e.flow_src[paid]]),
+            "first_ms": np.concatenate([e.link_first[linked], e.flow_ts[paid]]),
+            "last_ms": np.concatenate([e.link_last[linked], e.flow_ts[paid]]),
+        }
     )
     span = (
-        accounts.select("ring", pl.col("value").alias("account"))
-        .join(activity, on="account", how="inner")
+        accounts.select("ring", "code")
+        .join(activity, on="code", how="inner")
         .group_by("ring")
         .agg(pl.col("first_ms").min(), pl.col("last_ms").max())
     )
     per_ring = members.group_by("ring").agg(
         (pl.col("kind") == "account").sum().alias("accounts"),
-        (pl.col("role") == "binding").sum().alias("binding"),
-        ((pl.col("role") == "binding") & pl.col("kind").is_in(list(config.strong_kinds))).sum().alias("strong"),
+        pl.col("role").is_in(BINDING_ROLES).sum().alias("binding"),
+        (pl.col("role").is_in(BINDING_ROLES) & pl.col("kind").is_in(list(config.strong_kinds))).sum().alias("strong"),
         (pl.col("role") == "star").sum().alias("stars"),
         pl.len().alias("members"),
     )
@@ -308,7 +421,7 @@ def _summaries(
             .unique()
         )
         known = (
-            members.join(fraud, on=["kind", "value"], how="semi")
+            named.join(fraud, on=["kind", "value"], how="semi")
             .group_by("ring")
             .agg(pl.len().alias("known_fraud"), (pl.col("kind") == "account").sum().alias("known_fraud_accounts"))
         )
@@ -325,4 +438,4 @@ def _summaries(
             fraud_share=pl.col("known_fraud_accounts") / pl.col("accounts"),
         )
     )
-    return rings.sort("members", descending=True)
+    return rings.sort("members", "ring", descending=[True, False])
