@@ -30,7 +30,7 @@ EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 #: Internal event types: made by riskguard itself (never accepted from clients) so that features can
 #: count them like any other event. A ``challenge_outcome`` is built from a stored challenge result
 #: (table challenge_outcomes) and the challenged event, when reported and when state is rebuilt.
-INTERNAL_EVENT_TYPES = ("challenge_outcome",)
+INTERNAL_EVENT_TYPES = ("challenge_outcome", "label")  # label: features/label_events.py
 
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from riskguard.events.schema import Event
+from riskguard.features.label_events import LABEL_TYPE, admits_labels
 from riskguard.features.published import PublishedIndex
 from riskguard.features.spec import FeatureSpec
 from riskguard.features.values import (
@@ -137,6 +138,8 @@ class FeatureEngine(ABC):
         for feature in self.features:
             if keys[feature.entity] is None or (feature.filter is not None and not matches[feature.filter]):
                 items.append(None)
+            elif event.type == LABEL_TYPE and not admits_labels(feature.spec.when):
+                items.append(None)  # label events count only where a feature asks for them
             elif feature.takes == 1:
                 items.append(1)
             elif feature.takes == 2:

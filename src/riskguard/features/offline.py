@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from riskguard.errors import StrategyError
+from riskguard.errors import ConfigError, StrategyError
+from riskguard.features.label_events import LABEL_TYPE, admits_labels
 from riskguard.features.offline_filters import filter_mask
 from riskguard.features.offline_input import Events, History, load_events
 from riskguard.features.offline_windows import (
@@ -68,6 +69,8 @@ def offline_features(
     history: History, specs: Sequence[FeatureSpec], *, lateness_seconds: float = 3600.0
 ) -> pl.DataFrame:
     """The feature values of every event of ``history``, as the online engine computes them."""
+    if not lateness_seconds >= 0:
+        raise ConfigError(f"lateness_seconds must be 0 or more, got {lateness_seconds!r}")
     specs = list(specs)
     _check(specs)
     events = load_events(history)
@@ -250,6 +253,8 @@ class _Plan:
         ids = events.column("event_id")
         self.arrival = arrival(events.t_us, ids.to_list, ids.is_first_distinct().to_numpy(), lateness_us)
         self.environment = Environment(EVENT_DECLARATIONS)
+        is_label = (events.column("type") == LABEL_TYPE).to_numpy()
+        self.labels = is_label if is_label.any() else None  # internal label events (features/label_events.py)
         self._groupings: dict[Any, _Grouping] = {}
         self._entities: dict[tuple[str, ...], _Entity] = {}
         self._filters: dict[str, np.ndarray] = {}
@@ -296,11 +301,12 @@ class _Plan:
         return self._groupings[label].codes
 
     def passes(self, when: str | None, name: str) -> np.ndarray | None:
+        labels = self.labels if self.labels is not None and not admits_labels(when) else None
         if when is None:
-            return None
+            return None if labels is None else ~labels  # label events count only where a feature asks
         if when not in self._filters:
             self._filters[when] = filter_mask(self.events, when, self.environment, where=f"features ({name}).when")
-        return self._filters[when]
+        return self._filters[when] if labels is None else self._filters[when] & ~labels
 
     def queries(self, fields: tuple[str, ...], g_us: int) -> _Queries:
         key = (fields, g_us)

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from riskguard.events.schema import Event
+from riskguard.features.label_events import LABEL_TYPE, admits_labels
 from riskguard.features.spec import FeatureSpec
 from riskguard.features.values import (
     MICROS,
@@ -100,6 +101,8 @@ def reference_values(
         t_us = micros(event.occurred_at)
         variables = event_variables(event)
         passes = {None: True, **{w: f.evaluate(variables) is True for w, f in filters.items()}}
+        if event.type == LABEL_TYPE:  # label events count only where a feature asks for them
+            passes = {w: ok and admits_labels(w) for w, ok in passes.items()}
         late = watermark is not None and t_us < watermark - lateness_us
         duplicate = watermark is not None and event.event_id in seen and seen[event.event_id] >= watermark - lateness_us
         values: dict[str, Any] = {}
