@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from riskguard.cli.main import app
 from riskguard.config import STARTER_STRATEGY
-from riskguard.errors import StrategyError, ValidationFailed
+from riskguard.errors import ConfigError, StrategyError, ValidationFailed
 from riskguard.events.schema import Event
 from riskguard.events.validate import parse_event_obj
 from riskguard.features import offline_windows
@@ -252,6 +252,8 @@ def test_bad_histories_and_declarations_are_refused_clearly(tmp_path: Path) -> N
         offline_features(good.with_columns(amount=pl.lit("abc")), specs)
     with pytest.raises(ValidationFailed, match="no such file"):
         offline_features(tmp_path / "nope.parquet", specs)
+    with pytest.raises(ConfigError, match="lateness_seconds must be 0 or more"):
+        offline_features(good, specs, lateness_seconds=-1)
     with pytest.raises(StrategyError, match="declared twice"):
         offline_features(good, [spec("n", "count"), spec("n", "sum", field="amount")])
     with pytest.raises(StrategyError, match="when"):

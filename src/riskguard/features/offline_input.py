@@ -30,7 +30,7 @@ from riskguard.features.values import EPOCH, amount_units, field_token, micros
 ENVELOPE: tuple[str, ...] = Event.__struct_fields__
 REQUIRED = ("event_id", "type", "occurred_at", "account_id")
 TEXT_FIELDS = tuple(f for f in ENVELOPE if f not in ("occurred_at", "amount", "attributes"))
-_ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{2}:\d{2}|Z)$"
+_ISO = r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?([+-]([01]\d|2[0-3]):[0-5]\d|Z)$"
 _PLAIN_AMOUNT = r"^\d{1,14}(\.\d{0,4})?$"  # below 10**14: units fit in int64 with room to add
 _INT64_MAX = np.iinfo(np.int64).max
 _time_decoder = msgspec.json.Decoder(datetime)
