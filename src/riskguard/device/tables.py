@@ -1,15 +1,22 @@
-"""The device registry's table, on riskguard's schema metadata (migration 0006_device_keys).
+"""The device tables, on riskguard's schema metadata (migrations 0006_device_keys and 0009_device_shared).
 
-One row per (key, account) binding: a key registered for an account, and every later rebinding of the same
-key to another account, which ends the earlier row (``status = ended``) and records ``rebound_from``.
-``registered_at`` is the registration's time as the platform reports it (like an event's ``occurred_at``),
-so key age and registration bursts follow event time in replays; ``created_at`` is when this server
-stored it.
+``device_keys``: one row per (key, account) binding: a key registered for an account, and every later
+rebinding of the same key to another account, which ends the earlier row (``status = ended``) and records
+``rebound_from``. At most one row per key is ``active`` (a partial unique index), so two service workers
+cannot bind one key twice. ``registered_at`` is the registration's time as the platform reports it (like
+an event's ``occurred_at``), so key age and registration bursts follow event time in replays;
+``created_at`` is when this server stored it; ``changed_at`` when the row was inserted, ended or revoked
+(what other workers poll for). ``counter`` and ``last_event`` are the last accepted signature counter and
+the event that carried it, advanced by a conditional update in that decision's own transaction.
+
+``device_nonces``: the nonces used up (by which event or registration) until they have long expired;
+a nonce itself is not stored when issued (nonces.py). ``device_secrets``: the key that authenticates
+nonces, made by the first process that starts on the database and read by every other.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text, text
 
 from riskguard.store.tables import UTCDateTime, metadata
 
@@ -45,7 +52,33 @@ device_keys = Table(
     Column("counter", BigInteger, nullable=False),
     Column("fingerprint_changes", Integer, nullable=False),
     Column("last_used_at", UTCDateTime()),
+    Column("last_event", String(128)),
+    Column("changed_at", UTCDateTime()),
     Index("ix_device_keys_key_id", "key_id"),
     Index("ix_device_keys_device_id", "device_id"),
     Index("ix_device_keys_account_id", "account_id"),
+    Index("ix_device_keys_changed_at", "changed_at"),
+    Index(
+        "ux_device_keys_active_key",
+        "key_id",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+)
+
+device_nonces = Table(
+    "device_nonces",
+    metadata,
+    Column("nonce_id", String(32), primary_key=True),  # hex of the nonce's 128-bit identity tag
+    Column("consumed_by", String(160), nullable=False),  # event id, or "register:<random>"
+    Column("expires_ms", BigInteger, nullable=False),  # epoch ms after which the row may be swept
+    Index("ix_device_nonces_expires_ms", "expires_ms"),
+)
+
+device_secrets = Table(
+    "device_secrets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Text, nullable=False),  # base64url
 )
