@@ -94,6 +94,7 @@ def run_redis(
     engine = RedisFeatureEngine(client, namespace="bench-" + uuid.uuid4().hex[:8])
     engine.declare(features, Environment(EVENT_DECLARATIONS))
     prepared_vars = [(event, event_variables(event)) for event in events]
+    tune_gc()  # as `riskguard serve` does
     pings = []
     for _ in range(1000):
         t0 = time.perf_counter()
