@@ -32,6 +32,8 @@ from riskguard.events.validate import check_event, parse_event_obj
 from riskguard.features.backends import open_feature_engine
 from riskguard.features.snapshots import SNAPSHOT_OVERLAP, FeatureSnapshots
 from riskguard.metrics import Metrics
+from riskguard.models.registry import ModelRegistry
+from riskguard.models.stage import ModelReasonStage, ModelStage, check_model
 from riskguard.rules.activation import EVENT_DECLARATIONS, event_variables
 from riskguard.rules.cel import Environment
 from riskguard.rules.strategy import CompiledStrategy, compile_strategy, load_strategy
@@ -113,9 +115,13 @@ class RiskGuard:
             default_locale=self.settings.default_locale,
         )
         self.devices = DeviceService(  # device keys, challenges and the `device` stage (before rules)
-            self.engine, config_path=self.settings.device_config, max_future_skew_s=self.settings.max_future_skew_s
+            self.engine, settings=self.settings, writer=self.writer
         )
         self.pipeline.stages.insert([s.name for s in self.pipeline.stages].index("rules"), self.devices.stage)
+        self.models = ModelRegistry(self.engine)  # model.* before the rules, the model's reason codes after
+        rules_at = [s.name for s in self.pipeline.stages].index("rules")
+        rules = self.pipeline.stages[rules_at]
+        self.pipeline.stages[rules_at : rules_at + 1] = [ModelStage(self.models), rules, ModelReasonStage()]
         self._event_env = Environment(EVENT_DECLARATIONS)
         self._lock = threading.RLock()
         # decisions handed to the writer and not yet committed; a lock of its own, so that the writer
@@ -181,6 +187,7 @@ class RiskGuard:
     def publish(self, source: str, *, actor: str, role: str = "live", note: str = "") -> CompiledStrategy:
         """Validates, stores and deploys a strategy; running instances pick it up within a poll interval."""
         compiled = self.compile(source)
+        check_model(self.models, compiled)  # a referenced model must be registered and fit the features
         self.strategies.save(compiled.name, compiled.version, source, actor)
         self.strategies.deploy(role, compiled.name, compiled.version, actor, note)
         self.refresh()
@@ -225,6 +232,7 @@ class RiskGuard:
             self.list_index.replace(self.lists.all_live())
             self.feature_engine.published.refresh(self.published)
             self._seen_audit = audit_id
+        self.devices.refresh()  # other workers' device registrations and revocations
 
     def _last_audit_id(self) -> int:
         from sqlalchemy import func, select
@@ -388,7 +396,7 @@ class RiskGuard:
             body["explain"] = explain(ctx)
             body["_digest"] = digest
             now = utcnow()
-            request = WriteRequest()
+            request = WriteRequest(steps=self.devices.writes_for(event.event_id))  # nonce use, key counter
             if source == "sync":
                 request.event_rows.append(
                     {

@@ -99,6 +99,7 @@ class Pipeline:
                         "message": f"the {item['stage']} stage failed; decided fail-closed",
                     }
                 )
+        reasons.extend(ctx.stage_reasons)
         warning = None
         locale = ctx.event.locale or self.default_locale
         if decision != "allow":

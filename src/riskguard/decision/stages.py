@@ -35,6 +35,7 @@ class Context:
     compile_ms: dict[str, float] = field(default_factory=dict)  # one-off plan learning, outside budgets
     floor: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    stage_reasons: list[dict[str, Any]] = field(default_factory=list)  # reason entries stages add (model codes)
 
     def activation(self, features: dict[str, Any], lists: dict[str, dict[str, bool]]) -> dict[str, Any]:
         bindings = dict(self.event_vars)

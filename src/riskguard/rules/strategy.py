@@ -58,6 +58,15 @@ class Thresholds(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     challenge: int = 40
 
 
+class ModelRef(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The model a strategy's rules read as ``model.*`` (docs/models.md); ``shadow`` models are scored and
+    recorded, never read by rules (``NAME`` or ``NAME@VERSION``)."""
+
+    name: str
+    version: int | None = None
+    shadow: list[str] = []
+
+
 class StrategyDocument(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: str
     version: int
@@ -66,6 +75,7 @@ class StrategyDocument(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     features: list[FeatureSpec] = []
     lists: list[ListSpec] = []
     thresholds: Thresholds = Thresholds()
+    model: ModelRef | None = None
 
 
 @dataclass
@@ -178,6 +188,10 @@ def declarations(document: StrategyDocument, extra: Mapping[str, str] | None = N
         names[f"features.{spec.name}"] = spec.cel_type
     for spec in document.lists:
         names[f"lists.{spec.name}"] = "set"
+    if document.model is not None:
+        from riskguard.models.variables import DECLARATIONS as MODEL_DECLARATIONS
+
+        names.update(MODEL_DECLARATIONS)
     if extra:
         names.update(extra)
     return names
