@@ -227,6 +227,8 @@ def test_every_input_form_gives_the_same_values(small_world: Path, tmp_path: Pat
         offline_features(small_world / "events" / "part-00000.parquet", specs),
         offline_features(tmp_path / "events.csv", specs),
         offline_features(events, specs),
+        offline_features(frame, specs, workers=1),  # threads change nothing
+        offline_features(frame, specs, workers=3),
     ):
         assert rows_of(other) == rows_of(from_frame)
     assert from_frame.columns == ["event_id", *(s.name for s in specs if s.aggregate != "published")]

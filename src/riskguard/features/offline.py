@@ -21,7 +21,10 @@ history) and get no column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -66,9 +69,16 @@ _DTYPES: dict[str, Any] = {
 
 
 def offline_features(
-    history: History, specs: Sequence[FeatureSpec], *, lateness_seconds: float = 3600.0
+    history: History,
+    specs: Sequence[FeatureSpec],
+    *,
+    lateness_seconds: float = 3600.0,
+    workers: int | None = None,
 ) -> pl.DataFrame:
-    """The feature values of every event of ``history``, as the online engine computes them."""
+    """The feature values of every event of ``history``, as the online engine computes them.
+
+    ``workers`` threads compute features side by side (numpy and polars release the GIL); the default is
+    the machine's cores, at most 4. The values do not depend on it."""
     if not lateness_seconds >= 0:
         raise ConfigError(f"lateness_seconds must be 0 or more, got {lateness_seconds!r}")
     specs = list(specs)
@@ -78,12 +88,28 @@ def offline_features(
     operands = {name for s in specs if s.derived and s.of for name in s.of}
     kept: dict[str, _Column] = {}  # the operands of ratios
     series: dict[str, pl.Series] = {}
-    for spec in specs:  # as the engine: every stateful feature, then the ratios in declaration order
-        if spec.stateful:
+
+    def compute(group: list[FeatureSpec]) -> list[tuple[FeatureSpec, _Column, pl.Series]]:
+        done = []
+        for spec in group:
             column = plan.feature(spec)
-            if spec.name in operands:
-                kept[spec.name] = column
-            series[spec.name] = column.series(spec.name, spec.aggregate)
+            done.append((spec, column, column.series(spec.name, spec.aggregate)))
+        return done
+
+    # as the engine: every stateful feature, then the ratios in declaration order. Features that share a
+    # window run in one task, tasks in entity order (an entity's caches are dropped after its last task)
+    groups: dict[Any, list[FeatureSpec]] = {}
+    for spec in specs:
+        if spec.stateful:
+            groups.setdefault(_pieces(spec)[0], []).append(spec)
+    tasks = sorted(groups.values(), key=lambda g: _pieces(g[0])[0][1:3])
+    threads = max(1, min(workers or min(os.cpu_count() or 1, 4), len(tasks)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="offline-features") as pool:
+        for done in pool.map(compute, tasks):
+            for spec, column, values in done:
+                series[spec.name] = values
+                if spec.name in operands:
+                    kept[spec.name] = column
     for spec in specs:
         if spec.derived and spec.of:
             column = _ratio(kept.get(spec.of[0]), kept.get(spec.of[1]), len(events))
@@ -256,68 +282,80 @@ class _Plan:
         is_label = (events.column("type") == LABEL_TYPE).to_numpy()
         self.labels = is_label if is_label.any() else None  # internal label events (features/label_events.py)
         self._groupings: dict[Any, _Grouping] = {}
-        self._entities: dict[tuple[str, ...], _Entity] = {}
-        self._filters: dict[str, np.ndarray] = {}
-        self._queries: dict[tuple[Any, ...], _Queries] = {}
-        self._windows: dict[tuple[Any, ...], Window] = {}
+        self._entities: dict[Any, _Entity] = {}
+        self._filters: dict[Any, np.ndarray] = {}
+        self._queries: dict[Any, _Queries] = {}
+        self._windows: dict[Any, Window] = {}
+        self._lock = threading.Lock()  # guards the use counts and the building locks
+        self._building: dict[tuple[int, Any], threading.Lock] = {}
+        self._cel = threading.Lock()  # one CEL evaluation at a time
 
-    def grouping(self, label: Any, values: pl.Series) -> _Grouping:
-        found = self._groupings.get(label)
-        if found is None:
-            found = self._groupings[label] = group_rows(values)
+    def _cached(self, cache: dict[Any, Any], key: Any, build: Callable[[], Any]) -> Any:
+        """``cache[key]``, built once even when several threads ask for it at the same time."""
+        found = cache.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            building = self._building.setdefault((id(cache), key), threading.Lock())
+        with building:
+            found = cache.get(key)
+            if found is None:
+                found = cache[key] = build()
         return found
+
+    def grouping(self, label: Any, values: Callable[[], pl.Series]) -> _Grouping:
+        return self._cached(self._groupings, label, lambda: group_rows(values()))
 
     def entity(self, fields: tuple[str, ...]) -> _Entity:
         """Events grouped by their state key (values.entity_key: parts joined with U+001F)."""
-        found = self._entities.get(fields)
-        if found is None:
-            if len(fields) == 1:
-                label = ("field", fields[0])
-                column = self.events.column(fields[0])
-                # kept when a distinct feature counts this field too
-                group = self.grouping(label, column) if self._uses.get(("tokens", *label)) else group_rows(column)
-            else:
-                columns = pl.DataFrame([self.events.column(f) for f in fields])
-                joined = columns.select(pl.concat_str([pl.col(f) for f in fields], separator="\x1f")).to_series()
-                group = group_rows(joined)
-            a, order = self.arrival, group.order
-            has = a.has_watermark[order]
-            found = self._entities[fields] = _Entity(
-                order=order,
-                seg=group.seg,
-                starts=segment_starts(group.seg),
-                t_us=self.events.t_us[order],
-                floor_us=np.where(has, a.watermark[order] - self.lateness_us, np.iinfo(np.int64).min // 2),
-                duplicate=a.duplicate[order],
-                folded=a.folded[order],
-            )
-        return found
+        return self._cached(self._entities, fields, lambda: self._entity(fields))
+
+    def _entity(self, fields: tuple[str, ...]) -> _Entity:
+        if len(fields) == 1:
+            label = ("field", fields[0])
+            column = self.events.column(fields[0])
+            # kept when a distinct feature counts this field too
+            tokens = self._uses.get(("tokens", *label))
+            group = self.grouping(label, lambda: column) if tokens else group_rows(column)
+        else:
+            columns = pl.DataFrame([self.events.column(f) for f in fields])
+            joined = columns.select(pl.concat_str([pl.col(f) for f in fields], separator="\x1f")).to_series()
+            group = group_rows(joined)
+        a, order = self.arrival, group.order
+        has = a.has_watermark[order]
+        return _Entity(
+            order=order,
+            seg=group.seg,
+            starts=segment_starts(group.seg),
+            t_us=self.events.t_us[order],
+            floor_us=np.where(has, a.watermark[order] - self.lateness_us, np.iinfo(np.int64).min // 2),
+            duplicate=a.duplicate[order],
+            folded=a.folded[order],
+        )
 
     def tokens(self, field: str) -> np.ndarray:
         """Per event: a code of the value ``distinct`` counts (-1 when absent)."""
-        label = ("field", field)
-        if label not in self._groupings:
-            self.grouping(label, self.events.token_column(field))
-        return self._groupings[label].codes
+        return self.grouping(("field", field), lambda: self.events.token_column(field)).codes
 
     def passes(self, when: str | None, name: str) -> np.ndarray | None:
         labels = self.labels if self.labels is not None and not admits_labels(when) else None
         if when is None:
             return None if labels is None else ~labels  # label events count only where a feature asks
-        if when not in self._filters:
-            self._filters[when] = filter_mask(self.events, when, self.environment, where=f"features ({name}).when")
-        return self._filters[when] if labels is None else self._filters[when] & ~labels
+        mask = self._cached(self._filters, when, lambda: self._filter(when, name))
+        return mask if labels is None else mask & ~labels
+
+    def _filter(self, when: str, name: str) -> np.ndarray:
+        with self._cel:
+            return filter_mask(self.events, when, self.environment, where=f"features ({name}).when")
 
     def queries(self, fields: tuple[str, ...], g_us: int) -> _Queries:
-        key = (fields, g_us)
-        found = self._queries.get(key)
-        if found is None:
+        def build() -> _Queries:
             entity = self.entity(fields)
             keys = keyed(entity.seg, entity.starts, entity.t_us // g_us, self.max_buckets)
             floor = entity.floor_us // g_us
-            floor_code = None if keys.code is None else keys.low_codes(floor)
-            found = self._queries[key] = _Queries(entity, keys, floor, floor_code)
-        return found
+            return _Queries(entity, keys, floor, None if keys.code is None else keys.low_codes(floor))
+
+        return self._cached(self._queries, (fields, g_us), build)
 
     def feature(self, spec: FeatureSpec) -> _Column:
         g_us = spec.granularity_seconds * MICROS
@@ -335,11 +373,10 @@ class _Plan:
         if passes is not None:
             carries = carries & passes[q.order]
         current = carries & ~q.entity.duplicate if spec.include_current else np.zeros(len(q.order), dtype=bool)
-        win_key = _pieces(spec)[0][1:]
-        win = self._windows.get(win_key)
-        if win is None:
-            win = window(q.keys, q.floor, q.floor_code, spec.buckets, q.entity.folded & carries)
-            self._windows[win_key] = win
+        member = q.entity.folded & carries
+        win = self._cached(
+            self._windows, _pieces(spec)[0][1:], lambda: window(q.keys, q.floor, q.floor_code, spec.buckets, member)
+        )
         column = self._scatter(q, *_values(aggregate, win, q, current, tokens, self.events))
         self._release(spec)
         return column
@@ -351,10 +388,11 @@ class _Plan:
             "entity": self._entities,
             "tokens": self._groupings,
         }
-        for piece in _pieces(spec):
-            self._uses[piece] -= 1
-            if self._uses[piece] == 0:
-                caches[piece[0]].pop(piece[1:], None)
+        with self._lock:
+            for piece in _pieces(spec):
+                self._uses[piece] -= 1
+                if self._uses[piece] == 0:
+                    caches[piece[0]].pop(piece[1:], None)
 
     def _scatter(
         self, q: _Queries, kind: str, valid: np.ndarray, data: np.ndarray, count: np.ndarray | None
