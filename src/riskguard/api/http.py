@@ -292,6 +292,9 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
     from riskguard.device.http import router as device_router
 
     app.include_router(device_router(guard.devices, auth, read_body, _json, _schema))
+    from riskguard.replay.http import router as retro_router
+
+    app.include_router(retro_router(guard, auth, _json))
     _merge_components(app)
     return app
 

@@ -18,6 +18,8 @@ from riskguard.complaints.cli import app as complaints_app
 from riskguard.consortium.cli import app as consortium_app
 from riskguard.errors import RiskguardError
 from riskguard.graph.cli import graph_app
+from riskguard.replay import cli as replay_cli
+from riskguard.replay.cli import models_app
 from riskguard.tracing.cli import app as trace_app
 
 
@@ -51,6 +53,10 @@ app.add_typer(trace_app, name="trace")
 app.add_typer(graph_app, name="graph")
 app.add_typer(features_app, name="features")
 app.add_typer(complaints_app, name="complaints")
+app.add_typer(models_app, name="models")
+app.command("replay")(replay_cli.replay)
+app.command("train")(replay_cli.train)
+app.command("retro")(replay_cli.retro)
 
 ACTOR = f"cli:{getpass.getuser()}"
 

@@ -197,9 +197,7 @@ class Columns:
         from riskguard.events.schema import IDENTIFIER_FIELDS
 
         frame = self.events.frame
-        hits = [
-            pl.when(pl.col(f).is_in(list(listed))).then(pl.col(f)) for f in IDENTIFIER_FIELDS if f in frame.columns
-        ]
+        hits = [pl.when(pl.col(f).is_in(list(listed))).then(pl.col(f)) for f in IDENTIFIER_FIELDS if f in frame.columns]
         keyed = frame.select(pl.concat_list(hits).list.drop_nulls().list.unique().list.sort().alias("h"))
         rows = keyed.get_column("h").to_list()
         keys = [tuple(r) for r in rows]

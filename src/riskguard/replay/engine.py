@@ -76,9 +76,7 @@ def merged_specs(strategy: CompiledStrategy, extra: list[FeatureSpec]) -> list[F
     return list(specs.values())
 
 
-def replay_features(
-    history: History, specs: list[FeatureSpec], *, lateness_seconds: float = 3600.0
-) -> pl.DataFrame:
+def replay_features(history: History, specs: list[FeatureSpec], *, lateness_seconds: float = 3600.0) -> pl.DataFrame:
     """Point-in-time feature values per history event (row order), label events folded where known."""
     labelled = any(admits_labels(s.when) for s in specs if s.stateful)
     if labelled and history.labels.height:
@@ -96,7 +94,7 @@ def device_columns(columns: Columns, names: list[str]) -> dict[str, Column]:
         return {}
     engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     device_keys.create(engine)
-    service = DeviceService(engine, background=False)
+    service = DeviceService(engine)
     try:
         events = columns.events
         attr_inverse, attr_dicts = columns.attributes()
