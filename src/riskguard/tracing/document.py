@@ -192,8 +192,20 @@ def build(
     ts = ledger.ts
     columns = _Columns(trace)
 
+    names: dict[int, str] = {}
+    times: dict[int, str] = {}
+
     def name(code: int) -> str:
-        return ledger.name(code)
+        found = names.get(code)
+        if found is None:
+            found = names[code] = ledger.name(code)
+        return found
+
+    def at(row: int) -> str:
+        found = times.get(row)
+        if found is None:
+            found = times[row] = iso(int(ts[row]))
+        return found
 
     def rid(victim: int) -> str:
         return victims[victim].report_id
@@ -222,7 +234,7 @@ def build(
     def link(row: int, source: int, target: int, amount: int, victim: int) -> dict[str, Any]:
         return {
             "event_id": event_ids.get(row),
-            "at": iso(int(ts[row])),
+            "at": at(row),
             "from": victims[victim].account if source < 0 else name(source),
             "to": name(target),
             "amount": money(amount),

@@ -217,13 +217,19 @@ class _Run:
         if holding is None:
             holding = self.trace.holdings[account] = R.Holding()
         moved = 0
+        taint, in_by, hops = holding.taint, holding.in_by, holding.hop
         for victim, amount in part.items():
-            holding.taint[victim] = holding.taint.get(victim, 0) + amount
-            holding.in_by[victim] = holding.in_by.get(victim, 0) + amount
+            taint[victim] = taint.get(victim, 0) + amount
             hop = 1 if source is None else source.hop[victim] + 1
-            if hop < holding.hop.get(victim, 1 << 30):
-                holding.hop[victim] = hop
-            holding.first.setdefault(victim, row)
+            before = in_by.get(victim)
+            if before is None:
+                in_by[victim] = amount
+                hops[victim] = hop
+                holding.first[victim] = row
+            else:
+                in_by[victim] = before + amount
+                if hop < hops[victim]:
+                    hops[victim] = hop
             moved += amount
         holding.total += moved
         holding.traced_in += moved

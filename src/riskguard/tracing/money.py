@@ -43,8 +43,9 @@ def to_decimal(minor: int) -> Decimal:
 
 
 def money(minor: int) -> str:
-    """The decimal string of an amount in minor units (what JSON documents carry)."""
-    return str(to_decimal(minor))
+    """The decimal string of an amount in minor units (what JSON documents carry): ``123450`` → ``"1234.50"``."""
+    sign, value = ("-", -minor) if minor < 0 else ("", minor)
+    return f"{sign}{value // 100}.{value % 100:02d}"
 
 
 def split(total: int, weights: Mapping[K, int]) -> dict[K, int]:

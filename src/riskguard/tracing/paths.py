@@ -19,14 +19,31 @@ class PathIndex:
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
-        self.incoming: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+        incoming: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
         for row, source, target, victim, amount, _hops in trace.flows:
-            self.incoming[(target, victim)].append((row, source, amount))
+            incoming[(target, victim)].append((amount, row, source))
+        self.incoming = incoming
+        self._sorted: set[tuple[int, int]] = set()
         self.seed: dict[tuple[int, int], tuple[int, int]] = {}
         for row, account, victim, amount in trace.seeds:
             best = self.seed.get((account, victim))
             if best is None or amount > best[1]:
                 self.seed[(account, victim)] = (row, amount)
+
+    def _largest_before(self, account: int, victim: int, before: int, seen: set[int]) -> tuple[int, int, int] | None:
+        """The incoming transfer of the victim's money with the largest amount (earliest of equals) before
+        ``before`` from an account not yet on the path: (amount, row, source)."""
+        key = (account, victim)
+        edges = self.incoming.get(key)
+        if not edges:
+            return None
+        if key not in self._sorted:
+            edges.sort(key=lambda e: (-e[0], e[1]))
+            self._sorted.add(key)
+        for edge in edges:
+            if edge[1] < before and edge[2] not in seen:
+                return edge
+        return None
 
     def path(self, account: int, victim: int) -> list[tuple[int, int, int, int]]:
         """Links (row, from account or -1 for the victim, to account, amount) from the victim's payment
@@ -36,13 +53,13 @@ class PathIndex:
         current, before = account, 1 << 62
         while True:
             seed = self.seed.get((current, victim))
-            candidates = [c for c in self.incoming.get((current, victim), ()) if c[0] < before and c[1] not in seen]
-            if seed is not None and seed[0] < before and (not candidates or seed[1] >= max(c[2] for c in candidates)):
+            edge = self._largest_before(current, victim, before, seen)
+            if seed is not None and seed[0] < before and (edge is None or seed[1] >= edge[0]):
                 links.append((seed[0], -1, current, seed[1]))
                 break
-            if not candidates:
+            if edge is None:
                 break
-            row, source, amount = max(candidates, key=lambda c: (c[2], -c[0]))
+            amount, row, source = edge
             links.append((row, source, current, amount))
             seen.add(source)
             current, before = source, row
