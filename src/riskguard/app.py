@@ -676,4 +676,8 @@ class RiskGuard:
         )
 
     def add_labels(self, items: list[dict[str, Any]]) -> list[int]:
-        return self.labels.add(items)
+        from riskguard.replay.labels_online import fold_labels
+
+        ids = self.labels.add(items)
+        fold_labels(self, items, ids)  # label-aware features count each label from its labelled_at
+        return ids

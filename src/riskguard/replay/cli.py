@@ -97,6 +97,10 @@ def replay(
     labels: LabelsOption = None,
     lists: Annotated[Path | None, typer.Option("--lists", help="JSON {list: [values]} (default: empty lists)")] = None,
     lateness: Annotated[str, typer.Option(help="Feature lateness, as RISKGUARD_FEATURE_LATENESS_S")] = "1h",
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Report on events from this day (UTC); earlier ones warm up features", formats=["%Y-%m-%d"]),
+    ] = None,
 ) -> None:
     """Replay a history through a strategy (and model) in isolated state; write the report."""
     from riskguard.decision.warnings import WarningCatalogue
@@ -114,7 +118,14 @@ def replay(
         if registry is None and (needs_registry or compiled.document.model is not None):
             registry = _registry()
         pairs.append((compiled, model_for(compiled, ref, registry)))
-    document, decided = run(history, pairs, out=out, lists=_lists(lists), lateness_seconds=_lateness(lateness))
+    document, decided = run(
+        history,
+        pairs,
+        out=out,
+        lists=_lists(lists),
+        lateness_seconds=_lateness(lateness),
+        report_since_us=_day_us(since.date() if since else None),
+    )
     seconds = sum(
         d.timings.get("features_s", 0) + d.timings.get("rules_s", 0) + d.timings.get("stages_s", 0) for d in decided
     )

@@ -55,6 +55,21 @@ class Decisions:
     features: pl.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
+    def take(self, rows: np.ndarray) -> Decisions:
+        """The decisions of some events only (``rows``: a boolean mask over the history)."""
+        return Decisions(
+            strategy=self.strategy,
+            event_ids=self.event_ids.filter(pl.Series(rows)),
+            decision=self.decision[rows],
+            score=self.score[rows],
+            results=self.results[rows],
+            rule_ids=self.rule_ids,
+            modes=self.modes,
+            model_score=None if self.model_score is None else self.model_score[rows],
+            features=None if self.features is None else self.features.filter(pl.Series(rows)),
+            timings=self.timings,
+        )
+
     def matched(self, rule: int) -> np.ndarray:
         return self.results[:, rule] == TRUE
 

@@ -36,6 +36,10 @@ class History:
     labels: pl.DataFrame  # event_id?, entity_kind?, entity_value?, label, typology?, loss, labelled_at (UTC)
     reports: pl.DataFrame | None = None  # victim reports, when the history is a world directory
 
+    def take(self, rows: np.ndarray) -> History:
+        """The same history restricted to some events (``rows``: a boolean mask); labels kept."""
+        return History(load_events(self.events.frame.filter(pl.Series(rows))), self.labels, self.reports)
+
     @property
     def frame(self) -> pl.DataFrame:
         return self.events.frame

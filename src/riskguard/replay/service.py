@@ -57,12 +57,18 @@ def run(
     out: Path | None = None,
     lists: dict[str, set[str]] | None = None,
     lateness_seconds: float = 3600.0,
+    report_since_us: int | None = None,
 ) -> tuple[dict[str, Any], list[Decisions]]:
-    """Decides the history with each (strategy, model) and builds the report (written under ``out``)."""
+    """Decides the history with each (strategy, model) and builds the report (written under ``out``) on
+    the events from ``report_since_us`` (the earlier ones only warm up the features)."""
     results: list[tuple[str, Decisions]] = []
     for strategy, model in strategies:
         decisions = decide(history, strategy, model=model, lists=lists, lateness_seconds=lateness_seconds)
         results.append((label_of(strategy, model), decisions))
+    if report_since_us is not None:
+        keep = history.events.t_us >= report_since_us
+        history = history.take(keep)
+        results = [(label, decisions.take(keep)) for label, decisions in results]
     drift_inputs: dict[str, np.ndarray] = {}
     timezone = "UTC"
     last_model = strategies[-1][1]
