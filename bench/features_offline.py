@@ -98,24 +98,27 @@ def main() -> None:
             f"({len(parquet)} Parquet file(s)); 1-min load {os.getloadavg()[0]:.2f}",
             flush=True,
         )
-        best, best_cpu = float("inf"), 0.0
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        best, best_cpu, peak = float("inf"), 0.0, 0.0
         for _ in range(args.repeat):
             started, cpu = time.perf_counter(), time.process_time()
             result = offline_features(frame, features)
             elapsed = time.perf_counter() - started
+            assert result.height == n and result.width == computed + 1
             if elapsed < best:
                 best, best_cpu = elapsed, time.process_time() - cpu
+            peak = peak or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # after the first run
         keys = sum(frame.get_column(c).n_unique() for c in ("account_id", "device_id", "ip", "phone"))
         print(
             f"offline: {n / best:,.0f} events/s ({computed} features) over {n:,} events and about {keys:,} keys: "
-            f"{best:.2f} s wall, {best_cpu:.2f} s CPU; {result.width - 1} columns",
+            f"{best:.2f} s wall, {best_cpu:.2f} s CPU (all threads; {n / best_cpu:,.0f} events per CPU-second); "
+            f"peak RSS {peak:,.0f} MiB ({before:,.0f} MiB with the history loaded, before computing)",
             flush=True,
         )
         started = time.perf_counter()
         offline_features(world, features)
         from_file = time.perf_counter() - started
         print(f"  from the Parquet file (reading included): {n / from_file:,.0f} events/s, {from_file:.2f} s")
-        print(f"  peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
 
     prefix = min(args.prefix, n)
     events = [parse_event_obj(envelope(r), max_future_skew_s=None) for r in frame.head(prefix).iter_rows(named=True)]
