@@ -268,51 +268,44 @@ def test_an_empty_history_gives_an_empty_frame() -> None:
     assert frame.columns == ["event_id", *(s.name for s in SPECS)]
 
 
+AVERAGES = """
+name: averages
+version: 1
+features:
+  - {name: n_7d, entity: account_id, aggregate: count, window: 7d}
+  - {name: avg_7d, entity: account_id, aggregate: avg, field: amount, window: 7d}
+  - {name: per_event, aggregate: ratio, of: [avg_7d, n_7d]}
+rules:
+  - {id: big, when: 'features.avg_7d > 1000.0', score: 10, reason: Large average}
+"""
+
+
 def test_cli_computes_features_to_parquet(small_world: Path, tmp_path: Path) -> None:
-    strategy = Path(STARTER_STRATEGY)
     out = tmp_path / "features.parquet"
-    result = CliRunner().invoke(
-        app,
-        [
-            "features",
-            "compute",
-            "--events",
-            str(small_world),
-            "--strategy",
-            str(strategy),
-            "--out",
-            str(out),
-            "--lateness",
-            "30m",
-        ],
-    )
+
+    def compute(events: Path, *more: str, strategy: Path = Path(STARTER_STRATEGY)) -> Any:
+        options = ["--events", str(events), "--strategy", str(strategy), "--out", str(out), *more]
+        return CliRunner().invoke(app, ["features", "compute", *options])
+
+    result = compute(small_world, "--lateness", "30m")
     assert result.exit_code == 0, result.output
-    assert "26 features" in result.output
+    assert "26 features (5 published, not reconstructed offline)" in result.output
     written = pl.read_parquet(out)
     expected = offline_features(small_world, starter_specs(), lateness_seconds=1800)
     assert written.columns == expected.columns
     assert written.equals(expected.select(written.columns).cast(written.schema))  # type: ignore[arg-type]
-    bad = CliRunner().invoke(
-        app,
-        ["features", "compute", "--events", str(tmp_path / "none.csv"), "--strategy", str(strategy), "--out", str(out)],
-    )
+    averages = tmp_path / "averages.yaml"
+    averages.write_text(AVERAGES, encoding="utf-8")
+    assert compute(small_world, strategy=averages).exit_code == 0
+    written = pl.read_parquet(out)
+    assert written.schema["avg_7d"] == pl.Float64 and written.schema["per_event"] == pl.Float64
+    exact = offline_features(small_world, load_strategy(AVERAGES).features)
+    for name in ("avg_7d", "per_event"):  # Decimal objects written as the doubles rules read
+        assert written.get_column(name).to_list() == [None if v is None else float(v) for v in exact[name].to_list()]
+    bad = compute(tmp_path / "none.csv")
     assert bad.exit_code == 2
     assert "error:" in bad.output and "Traceback" not in bad.output
-    late = CliRunner().invoke(
-        app,
-        [
-            "features",
-            "compute",
-            "--events",
-            str(small_world),
-            "--strategy",
-            str(strategy),
-            "--out",
-            str(out),
-            "--lateness",
-            "soon",
-        ],
-    )
+    late = compute(small_world, "--lateness", "soon")
     assert late.exit_code == 2 and "--lateness" in late.output
 
 
