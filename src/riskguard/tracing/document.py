@@ -179,6 +179,39 @@ def _accounts(columns: _Columns, balances: dict[int, int]) -> list[dict[str, Any
     ).to_dicts()
 
 
+def _evidence(
+    columns: _Columns, orders: list[FreezeOrder], paths: PathIndex, most: int
+) -> list[list[dict[str, Any]]]:
+    """Per freeze order, the evidence chains of its largest victims' shares, formatted in one pass."""
+    links = [
+        (number, victim, row, source, target, amount)
+        for number, order in enumerate(orders)
+        for victim, chain in order.evidence(paths, most)
+        for row, source, target, amount in chain
+    ]
+    out: list[list[dict[str, Any]]] = [[] for _ in orders]
+    if not links:
+        return out
+    frame = columns.frame(links, ["order", "victim", "row", "source", "target", "amount"])
+    rows = frame.select(
+        "order",
+        "report_id",
+        "event_id",
+        at=_iso("ts"),
+        sender=columns.account(frame, "source"),
+        receiver=columns.account(frame, "target"),
+        amount=_money("amount"),
+    ).rows()
+    current: dict[str, Any] | None = None
+    for number, report_id, event_id, at, sender, receiver, amount in rows:
+        chains = out[number]
+        if current is None or current["report_id"] != report_id or not chains or chains[-1] is not current:
+            current = {"report_id": report_id, "links": []}
+            chains.append(current)
+        current["links"].append({"event_id": event_id, "at": at, "from": sender, "to": receiver, "amount": amount})
+    return out
+
+
 def build(
     trace: Trace,
     orders: list[FreezeOrder],
@@ -227,25 +260,9 @@ def build(
             freezable_v[victim] += amount
     returned_v = {v.index: plan.direct.get(v.index, 0) + plan.pooled.get(v.index, 0) for v in victims}
 
-    paths = PathIndex(trace)
-    path_rows = {row for order in orders for row in order.paths_rows(paths, max_paths)} if orders else set()
-    event_ids = dict(zip(sorted(path_rows), ledger.event_id.gather(sorted(path_rows)).to_list(), strict=True))
-
-    def link(row: int, source: int, target: int, amount: int, victim: int) -> dict[str, Any]:
-        return {
-            "event_id": event_ids.get(row),
-            "at": at(row),
-            "from": victims[victim].account if source < 0 else name(source),
-            "to": name(target),
-            "amount": money(amount),
-        }
-
+    evidence = _evidence(columns, orders, PathIndex(trace), max_paths)
     freeze = []
-    for order in orders:
-        evidence = [
-            {"report_id": rid(victim), "links": [link(*c, victim) for c in chain]}
-            for victim, chain in order.evidence(paths, max_paths)
-        ]
+    for index, order in enumerate(orders):
         freeze.append(
             {
                 "priority": order.priority,
@@ -258,7 +275,7 @@ def build(
                 "last_outflow_at": iso(int(ts[order.last_outflow_row])) if order.last_outflow_row >= 0 else None,
                 "median_dwell_minutes": None if order.dwell_minutes is None else round(order.dwell_minutes, 1),
                 "victims": [{"report_id": rid(v), "amount": money(a)} for v, a in sorted(order.by_victim.items())],
-                "paths": evidence,
+                "paths": evidence[index],
             }
         )
 

@@ -9,7 +9,7 @@ main one) and ``transfers`` in the trace result lists every traced transfer.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import numpy as np
 
 from riskguard.tracing.engine import Trace
 
@@ -19,30 +19,30 @@ class PathIndex:
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
-        incoming: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
-        for row, source, target, victim, amount, _hops in trace.flows:
-            incoming[(target, victim)].append((amount, row, source))
-        self.incoming = incoming
-        self._sorted: set[tuple[int, int]] = set()
+        width = max(len(trace.victims), 1)
+        flows = np.array([f[:5] for f in trace.flows], dtype=np.int64).reshape(-1, 5)
+        row, source, target, victim, amount = flows.T
+        # by (account reached, victim), then the largest amount first, then the earliest
+        order = np.lexsort((row, -amount, target * width + victim))
+        self.keys = (target * width + victim)[order]
+        self.rows, self.sources, self.amounts = row[order], source[order], amount[order]
+        self.width = width
         self.seed: dict[tuple[int, int], tuple[int, int]] = {}
-        for row, account, victim, amount in trace.seeds:
-            best = self.seed.get((account, victim))
-            if best is None or amount > best[1]:
-                self.seed[(account, victim)] = (row, amount)
+        for seed_row, account, seed_victim, seed_amount in trace.seeds:
+            best = self.seed.get((account, seed_victim))
+            if best is None or seed_amount > best[1]:
+                self.seed[(account, seed_victim)] = (seed_row, seed_amount)
 
     def _largest_before(self, account: int, victim: int, before: int, seen: set[int]) -> tuple[int, int, int] | None:
         """The incoming transfer of the victim's money with the largest amount (earliest of equals) before
         ``before`` from an account not yet on the path: (amount, row, source)."""
-        key = (account, victim)
-        edges = self.incoming.get(key)
-        if not edges:
-            return None
-        if key not in self._sorted:
-            edges.sort(key=lambda e: (-e[0], e[1]))
-            self._sorted.add(key)
-        for edge in edges:
-            if edge[1] < before and edge[2] not in seen:
-                return edge
+        key = account * self.width + victim
+        low = int(np.searchsorted(self.keys, key, side="left"))
+        high = int(np.searchsorted(self.keys, key, side="right"))
+        for at in range(low, high):
+            row, source = int(self.rows[at]), int(self.sources[at])
+            if row < before and source not in seen:
+                return int(self.amounts[at]), row, source
         return None
 
     def path(self, account: int, victim: int) -> list[tuple[int, int, int, int]]:
