@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -99,6 +100,16 @@ def test_a_window_report_finds_the_payments_and_scales_to_the_loss(world: Path) 
     )
     assert {r for r, _ in victim.seeds} >= set(rows_of)
     assert victim.traced == round(half * 100) and victim.notes
+    # a window with one transfer of exactly the reported amount takes that transfer alone
+    one = rows_of[0]
+    exact = ReportIn(
+        victim_account=first.victim_account,
+        loss=Decimal(int(ledger.amount[one])) / 100,
+        reported_at=first.reported_at,
+        window=window,
+    )
+    (victim,) = resolve(ledger, [exact])
+    assert victim.seeds == [(one, int(ledger.amount[one]))] and not victim.notes
     with pytest.raises(ValidationFailed):
         Tracer("poison").run(ledger, reports)
 

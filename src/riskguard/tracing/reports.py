@@ -6,8 +6,9 @@ transfers, either by event id or by an amount and a time window:
 - ``event_ids``: each must be a transfer, payment or withdrawal in the ledger paid by the victim's account,
   before the report (a payment, a withdrawal or a transfer off the platform has escaped at once: an
   account taken over and drained to the attacker's card, say);
-- ``window`` (``start``, ``end``), optionally with ``payees``: every transfer the victim's account made in
-  the window (to one of the payees, when given) is taken as fraudulent.
+- ``window`` (``start``, ``end``), optionally with ``payees``: if exactly one transfer the victim's account
+  made in the window (to one of the payees, when given) has the reported amount, that transfer; otherwise
+  every transfer it made in the window (to those payees) is taken as fraudulent.
 
 The traced amount never exceeds the reported loss: when the transfers add up to more, each is traced in
 proportion so that together they carry exactly the reported loss (largest remainder, to the cent); when
@@ -139,6 +140,9 @@ def resolve(ledger: Ledger, reports: list[ReportIn], *, loc: tuple[Any, ...] = (
             if not rows:
                 fail(index, "window", "the victim's account made no transfer in the window (to the payees given)")
                 continue
+            exact = [row for row in rows if int(ledger.amount[row]) == loss]
+            if len(exact) == 1:  # one transfer of exactly the reported amount: that one
+                rows = exact
         for row in rows:
             if row in claimed:
                 fail(index, "event_ids", f"event {ledger.event_id[row]!r} is also named by report {claimed[row]!r}")
