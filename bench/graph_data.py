@@ -2,7 +2,8 @@
 into the three Parquet files ``riskguard graph evaluate`` reads, in a directory you choose.
 
 Nodes are users and products; a user is labelled spam (1) when **any** of their reviews is filtered
-(label -1 in the source); products carry label 0 and are left out of the splits. Features: each node's
+(label -1 in the source; ``rule="majority"``: when more than half are); products carry label 0 and are
+left out of the splits. Features: each node's
 number of reviews (``f_reviews``) and whether it is a product (``f_product``). Splits: users are split at
 random (seed per fold), 40 % train, 10 % validation, 50 % test, stratified by label, five folds.
 """
@@ -26,11 +27,29 @@ def read_reviews(path: Path = YELPCHI) -> pl.DataFrame:
     )
 
 
-def write_evaluation_files(out: Path, folds: int = 5) -> dict[str, Path]:
+def spam_users(reviews: pl.DataFrame, rule: str) -> pl.DataFrame:
+    """``user``, ``label`` (1: spammer by ``rule``: ``any`` or ``majority`` of the reviews filtered), ``n``."""
+    filtered = (pl.col("label") == -1).cast(pl.Int64)
+    spam = filtered.sum() > 0 if rule == "any" else filtered.sum() * 2 > pl.len()
+    return reviews.group_by("user").agg(spam.cast(pl.Int8).alias("label"), pl.len().alias("n")).sort("user")
+
+
+def split_users(labels: np.ndarray, fold: int) -> np.ndarray:
+    """``train``/``val``/``test`` per user: 40/10/50 %, stratified by label, seeded by the fold."""
+    rng = np.random.default_rng(fold)
+    split = np.empty(len(labels), dtype=object)
+    for value in (0, 1):
+        members = rng.permutation(np.flatnonzero(labels == value))
+        cut1, cut2 = int(0.4 * len(members)), int(0.5 * len(members))
+        split[members[:cut1]] = "train"
+        split[members[cut1:cut2]] = "val"
+        split[members[cut2:]] = "test"
+    return split
+
+
+def write_evaluation_files(out: Path, folds: int = 5, rule: str = "any") -> dict[str, Path]:
     reviews = read_reviews()
-    users = reviews.group_by("user").agg(
-        (pl.col("label") == -1).any().cast(pl.Int8).alias("label"), pl.len().alias("n")
-    )
+    users = spam_users(reviews, rule)
     products = reviews.group_by("product").agg(pl.len().alias("n"))
     nodes = pl.concat(
         [
@@ -53,14 +72,7 @@ def write_evaluation_files(out: Path, folds: int = 5) -> dict[str, Path]:
     ids = users["user"].to_numpy()
     labels = users["label"].to_numpy()
     for fold in range(folds):
-        rng = np.random.default_rng(fold)
-        split = np.empty(len(ids), dtype=object)
-        for value in (0, 1):
-            members = rng.permutation(np.flatnonzero(labels == value))
-            cut1, cut2 = int(0.4 * len(members)), int(0.5 * len(members))
-            split[members[:cut1]] = "train"
-            split[members[cut1:cut2]] = "val"
-            split[members[cut2:]] = "test"
+        split = split_users(labels, fold)
         parts.append(pl.DataFrame({"node_id": ["u" + i for i in ids], "split": split.tolist(), "fold": fold}))
     out.mkdir(parents=True, exist_ok=True)
     paths = {"nodes": out / "nodes.parquet", "edges": out / "edges.parquet", "splits": out / "splits.parquet"}

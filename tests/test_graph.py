@@ -19,7 +19,7 @@ from riskguard.graph.association import association_risk
 from riskguard.graph.build import EntityGraph, GraphConfig, load
 from riskguard.graph.dense import fraudar
 from riskguard.graph.gangs import score_rings
-from riskguard.graph.motifs import motifs
+from riskguard.graph.motifs import MotifConfig, motifs
 from riskguard.graph.rings import find_rings
 from riskguard.graph.supervised import neighbour_features
 from riskguard.sim.config import TYPOLOGIES, WorldConfig
@@ -46,9 +46,10 @@ def frame(rows: list[dict[str, object]]) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small world with several gangs of every typology (fixed seed)."""
+    """A small world with three to eight gangs of every typology. Seed 31 was not used to choose any
+    threshold (they were set on seeds 11 and 5 and left alone before this seed was first run)."""
     out = tmp_path_factory.mktemp("world")
-    config = WorldConfig(accounts=12_000, days=10, seed=11, intensity=dict.fromkeys(TYPOLOGIES, 25.0))
+    config = WorldConfig(accounts=15_000, days=10, seed=31, intensity=dict.fromkeys(TYPOLOGIES, 50.0))
     write_world(simulate(config), out)
     return out
 
@@ -98,11 +99,52 @@ def test_bad_configuration_and_events_are_clear_errors() -> None:
 def test_rings_of_every_typology_are_recovered(world: Path) -> None:
     graph = EntityGraph.from_events(read_events(world))
     rings = find_rings(graph)
-    score = score_rings(rings, pl.read_parquet(world / "truth.parquet"))
+    truth = pl.read_parquet(world / "truth.parquet")
+    score = score_rings(rings, truth)
+    assert len(score["per_typology"]) == len(TYPOLOGIES)
     for row in score["per_typology"]:
-        assert row["recall"] >= 0.75 and row["precision"] >= 0.9, row
+        assert row["gangs"] >= 3, row
+        assert row["recall"] >= 0.9 and row["precision"] >= 0.9, row
     assert score["precision"] >= 0.9 and score["recall"] >= 0.9, score
-    assert rings.compromised.height > 0  # the takeover gangs' victims are set apart, not ring members
+    # the takeover gangs' victims are set apart, never ring members
+    assert rings.compromised.height > 0
+    members = rings.members.join(rings.reported().select("ring"), on="ring", how="semi")
+    victims = rings.compromised.select(pl.col("account").alias("value"), pl.lit("account").alias("kind"))
+    assert members.join(victims, on=["kind", "value"], how="semi").height == 0
+    crews = members.filter(pl.col("role") == "tool")["ring"].unique()
+    assert crews.len() >= 3  # every takeover gang's tools lead to its mules
+
+
+def test_a_takeover_crew_on_one_phone_is_found_by_the_money_it_drains() -> None:
+    rows, i = [], 0
+
+    def add(account: str, kind: str = "login", minute: int = 0, **fields: object) -> None:
+        nonlocal i
+        body = event(i, account, kind, **fields)
+        body["occurred_at"] = f"2026-01-02T{10 + minute // 60:02d}:{minute % 60:02d}:00Z"
+        rows.append(body)
+        i += 1
+
+    crew = [f"mule{k}" for k in range(3)]
+    for mule in crew:  # three mules run from one phone: a household, for the shared-identifier step
+        add(mule, device_id="crew-phone", attributes={"success": True})
+    for k in range(40):  # one tool fails on 40 accounts and gets into eight, each drained to a mule
+        add(f"v{k}", device_id="tool", ip="9.9.9.9", attributes={"success": False})
+        if k % 5 == 0:
+            add(f"v{k}", device_id="tool", ip="9.9.9.9", minute=30, attributes={"success": True})
+            add(f"v{k}", "profile_change", minute=32, device_id="tool", phone="+86-attacker")
+            add(f"v{k}", "transfer", minute=35, amount="900.00", counterparty_id=crew[k // 5 % 3])
+            add(f"v{k}", "transfer", minute=36, amount="50.00", counterparty_id="own-landlord-" + str(k))
+    add("own-household", device_id="crew-phone", attributes={"success": True})
+    rings = find_rings(EntityGraph.from_events(frame(rows)))
+    reported = rings.reported()
+    assert reported.height == 1
+    members = rings.members.join(reported.select("ring"), on="ring", how="semi")
+    found = {(r["kind"], r["value"], r["role"]) for r in members.to_dicts()}
+    assert {("account", m, "payee") for m in crew} <= found  # each paid by two or three victims
+    assert ("device", "tool", "tool") in found and ("phone", "+86-attacker", "attacker") in found
+    assert not {v for k, v, _ in found if k == "account"} & {f"v{k}" for k in range(40)}
+    assert not any(v.startswith("own-") for _, v, _ in found)
 
 
 def test_credential_stuffing_victims_do_not_form_a_ring() -> None:
@@ -234,7 +276,13 @@ def test_graph_evaluate_cli_prints_supervised_and_unsupervised_scores(tmp_path: 
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("supervised ROC-AUC")
-    assert {line.split()[0] for line in lines} == {"supervised", "dense_block", "association", "degree"}
+    assert {line.split()[0] for line in lines} == {
+        "supervised",
+        "dense_block",
+        "association",
+        "association_per_degree",
+        "degree",
+    }
     auc = float(lines[0].split()[2])
     assert auc > 0.8 and "(2 folds)" in lines[0]
     directed = CliRunner().invoke(app, [*args, "--splits", str(paths["splits"]), "--directed"])
@@ -250,3 +298,114 @@ def test_graph_evaluate_rejects_bad_input_with_a_message(tmp_path: Path) -> None
          "--splits", str(tmp_path / "bad.parquet")],
     )
     assert result.exit_code == 2 and "split must be train, val or test" in result.output
+
+
+def test_out_of_fold_label_aggregates_do_not_invert_the_label() -> None:
+    """Leaving out only a training node's own label gives a fraudster one fraud fewer among its 2-hop
+    neighbours than its honest neighbours see (the leave-one-out leak); out of fold, no such gap."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    users = np.arange(2, 400)
+    products = rng.integers(0, 2, len(users))
+    labels = np.full(400, np.nan)
+    labels[users] = (rng.random(len(users)) < 0.3).astype(float)
+    share2 = {
+        folds: neighbour_features(np.zeros((400, 1)), users, products, labels, label_folds=folds)[users, -1]
+        for folds in (1, 5)
+    }
+    assert roc_auc_score(labels[users], share2[1]) < 0.35  # the leak: fraudsters look cleaner
+    assert roc_auc_score(labels[users], share2[5]) > 0.4
+
+
+def test_user_item_scores_point_at_one_review_accounts_on_targeted_items() -> None:
+    from riskguard.graph.user_item import UNSUPERVISED, unsupervised_scores
+
+    # items 0..11 reviewed by twelve prolific users (0..11); item 12 by eight one-review accounts (12..19)
+    users = np.concatenate([np.repeat(np.arange(12), 12), np.arange(12, 20), [0, 1]])
+    items = np.concatenate([np.tile(np.arange(12), 12), np.full(8, 12), [12, 12]])
+    scores = unsupervised_scores(users, items, 20, 13, blocks=2)
+    assert set(scores) == set(UNSUPERVISED)
+    assert scores["inactivity"][12] == 1.0 and scores["inactivity"][0] == pytest.approx(1 / 13)
+    assert scores["item_singleton_share"][12] == pytest.approx(0.8)  # 8 of item 12's 10 users
+    for name in ("item_singleton_share", "inactive_on_suspect_items"):
+        assert scores[name][12:].min() > scores[name][2:12].max(), name
+    # Fraudar with users as rows favours the dense prolific block: its documented blind spot
+    assert scores["dense_block"][2:12].min() > scores["dense_block"][12:].max()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", None, "ab", "a\x1fb"]), st.sampled_from(["x", ""])), max_size=40))
+def test_dense_codes_number_equal_rows_alike(rows: list[tuple[str | None, str]]) -> None:
+    from riskguard.graph.encode import dense_codes
+
+    table = pl.DataFrame(rows, schema={"k": pl.String, "v": pl.String}, orient="row")
+    for exact in (False, True):
+        codes, first = dense_codes(table, exact=exact)
+        assert sorted(set(codes.tolist())) == list(range(len(first)))
+        for i, row in enumerate(rows):
+            assert rows[first[codes[i]]] == row
+        assert len(first) == len(set(rows))
+
+
+def _brute_force_motifs(pays: list[tuple[str, str, int]], config: MotifConfig) -> dict[str, dict[str, int]]:
+    """The motif counts of ``motifs.py``, by enumerating every path (for tiny graphs)."""
+    hop, span = config.hop_hours * 3_600_000, config.cycle_hours * 3_600_000
+    names = ["fan_in", "fan_out", "scatter_gather", "gather_scatter", "cycles"]
+    out: dict[str, dict[str, int]] = {}
+    for a, b, _ in pays:
+        for account in (a, b):
+            out.setdefault(account, dict.fromkeys(names, 0))
+    for account in out:
+        out[account]["fan_in"] = len({a for a, b, _ in pays if b == account})
+        out[account]["fan_out"] = len({b for a, b, _ in pays if a == account})
+    paths = {(a, m, b) for a, m, t1 in pays for m2, b, t2 in pays if m2 == m and t1 < t2 <= t1 + hop and a != b}
+    for a, b in {(a, b) for a, _, b in paths}:
+        if len({m for x, m, y in paths if (x, y) == (a, b)}) >= config.min_paths:
+            out[a]["scatter_gather"] += 1
+            out[b]["scatter_gather"] += 1
+    for m in {m for _, m, _ in paths}:
+        payers = {a for a, x, _ in paths if x == m}
+        payees = {b for _, x, b in paths if x == m}
+        out[m]["gather_scatter"] = int(len(payers) >= config.min_paths and len(payees) >= config.min_paths)
+
+    def grow(nodes: list[str], t0: int, t: int) -> None:
+        if len(nodes) > config.max_cycle:
+            return
+        for a, b, ts in pays:
+            if a == nodes[-1] and t < ts <= t0 + span:
+                if b == nodes[0]:
+                    for node in nodes:
+                        out[node]["cycles"] += 1
+                elif b not in nodes:
+                    grow([*nodes, b], t0, ts)
+
+    for a, b, ts in pays:
+        grow([a, b], ts, ts)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 30)), min_size=1, max_size=25))
+def test_motifs_match_a_brute_force_count(transfers: list[tuple[int, int, int]]) -> None:
+    pays = [(f"a{a}", f"a{b}", hour * 3_600_000) for a, b, hour in transfers if a != b]
+    if not pays:
+        return
+    rows = [
+        {
+            "event_id": f"t{i}",
+            "type": "transfer",
+            "occurred_at": f"2026-01-0{1 + t // 86_400_000}T{t // 3_600_000 % 24:02d}:00:00Z",
+            "account_id": a,
+            "counterparty_id": b,
+            "amount": "1.00",
+            "attributes": "{}",
+        }
+        for i, (a, b, t) in enumerate(pays)
+    ]
+    config = MotifConfig(hop_hours=5, cycle_hours=10, min_paths=2)
+    found = {r["account"]: r for r in motifs(EntityGraph.from_events(frame(rows)), config).to_dicts()}
+    expected = _brute_force_motifs(pays, config)
+    assert set(found) == set(expected)
+    for account, counts in expected.items():
+        assert {k: found[account][k] for k in counts} == counts, account

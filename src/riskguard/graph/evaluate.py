@@ -11,6 +11,8 @@ Scores, each measured by ROC-AUC and average precision on the test nodes:
 - ``supervised``: LightGBM on the features and neighbour aggregates (``supervised.py``);
 - ``dense_block``: Fraudar peel score of each node on the adjacency seen as a bipartite graph (no labels);
 - ``association``: personalised PageRank from the training fraud nodes (labels of training nodes only);
+- ``association_per_degree``: the same divided by the node's degree (PageRank mass grows with degree
+  whatever a node's closeness to the seeds; divided, it ranks closeness);
 - ``degree``: the number of neighbours (the simplest baseline).
 """
 
@@ -29,7 +31,7 @@ from riskguard.graph.association import personalised_pagerank
 from riskguard.graph.dense import fraudar
 from riskguard.graph.supervised import ModelConfig, neighbour_features, train_and_score
 
-SCORES = ("supervised", "dense_block", "association", "degree")
+SCORES = ("supervised", "dense_block", "association", "association_per_degree", "degree")
 
 
 def _fail(where: str, message: str) -> None:
@@ -113,7 +115,8 @@ def _unsupervised(graph: LabelledGraph, train: np.ndarray, directed: bool) -> di
     seeds = (train & (graph.y == 1)).astype(np.float64)
     association = personalised_pagerank(adjacency, seeds)
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
-    return {"dense_block": peel, "association": association, "degree": degree}
+    per_degree = np.divide(association, degree, out=np.zeros(n), where=degree > 0)
+    return {"dense_block": peel, "association": association, "association_per_degree": per_degree, "degree": degree}
 
 
 def evaluate(
