@@ -110,6 +110,7 @@ def _fraud_seeds(labels: pl.DataFrame | None) -> list[tuple[str, int]]:
 
 def _blocks(view: Bipartite, config: RefreshConfig) -> list[dict[str, Any]]:
     view = view.restrict(BLOCK_KINDS)
+    view = view.subset(~view.rotating)  # a carrier's address pool names a network, not a group of people
     if not len(view.row):
         return []
     peeling = fraudar(view.row, view.col, view.n_accounts, view.n_idents, blocks=config.blocks, eps=config.block_eps)

@@ -25,7 +25,7 @@ accounts it reports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -78,20 +78,20 @@ class Bipartite:
     def restrict(self, kinds: tuple[str, ...]) -> Bipartite:
         """The same matrix with only the links to identifiers of ``kinds``."""
         wanted = np.isin(self.encoded.ident_kind, [KINDS.index(k) for k in kinds])
-        keep = wanted[self.col]
-        return Bipartite(
-            encoded=self.encoded,
-            idents=self.idents.with_columns(pl.when(pl.Series(wanted)).then(pl.col("degree")).otherwise(0)),
+        view = self.subset(wanted[self.col])
+        view.idents = self.idents.with_columns(pl.when(pl.Series(wanted)).then(pl.col("degree")).otherwise(0))
+        view.hubs = self.hubs.filter(pl.col("kind").is_in(list(kinds)))
+        return view
+
+    def subset(self, keep: np.ndarray) -> Bipartite:
+        """The same matrix with only the links where ``keep`` is true (identifier degrees unchanged)."""
+        return replace(
+            self,
             row=self.row[keep],
             col=self.col[keep],
             weight=self.weight[keep],
             first_ms=self.first_ms[keep],
             last_ms=self.last_ms[keep],
-            hubs=self.hubs.filter(pl.col("kind").is_in(list(kinds))),
-            attack=self.attack,
-            compromised=self.compromised,
-            compromised_since=self.compromised_since,
-            attack_ident=self.attack_ident,
             rotating=self.rotating[keep],
         )
 
