@@ -23,6 +23,7 @@ account's frozen total never exceeds the largest amount freezable there at any r
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -168,16 +169,22 @@ def evaluate_world(
     }
 
 
+@functools.lru_cache(maxsize=2)
+def _gang_ledger(world: str, typology: str | None) -> Ledger:
+    """The ledger of the gangs' own labelled events (one per world and typology: every rule compares to it)."""
+    labels = pl.read_parquet(Path(world) / "labels.parquet", columns=["event_id", "typology", "label_kind"])
+    labels = labels.filter(pl.col("label_kind") == "event")
+    if typology is not None:
+        labels = labels.filter(pl.col("typology") == typology)
+    frame, _ = events_frame(Path(world))
+    return Ledger.from_frame(frame.filter(pl.col("event_id").is_in(labels["event_id"].implode())))
+
+
 def _still_on_gang_accounts(world: Path, ledger: Ledger, victims: list[Victim], typology: str | None) -> int:
     """The simulated truth: how much of the victims' own money was still on the gang's accounts at each
     victim's report time. Traced through the gang's own events only (the victims' payments, the mules'
     forwards and cash-outs, as labelled), where every unit of money is fraud money, first in, first out."""
-    labels = pl.read_parquet(world / "labels.parquet", columns=["event_id", "typology", "label_kind"])
-    labels = labels.filter(pl.col("label_kind") == "event")
-    if typology is not None:
-        labels = labels.filter(pl.col("typology") == typology)
-    frame, _ = events_frame(world)
-    fraud = Ledger.from_frame(frame.filter(pl.col("event_id").is_in(labels["event_id"].implode())))
+    fraud = _gang_ledger(str(world), typology)
     resolved = []
     for v in victims:
         rows = fraud.rows_of(ledger.event_id.gather([row for row, _ in v.seeds]).to_list())
