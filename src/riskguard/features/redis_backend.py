@@ -19,7 +19,7 @@ Lua numbers are doubles: times (µs) and amounts (integer 1/10,000 units) are ex
 window's sum must stay below 900,719,925,474 currency units.
 
 A new feature's state is rebuilt from the event log by one worker only: ``backfill`` takes a SET NX lock
-per signature (the others wait for it, then skip what it built); see docs/features-redis.md.
+per signature (the others wait for it, then skip what it built); see docs/features.md ("The Redis back end").
 """
 
 from __future__ import annotations
