@@ -27,6 +27,7 @@ one, or ``build``); the signals of an assessment use what was known when it was 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -42,9 +43,11 @@ from riskguard.complaints.pii import masked
 from riskguard.complaints.records import Record
 from riskguard.complaints.scoring import WEIGHTS, Signal, lexicon_weight, route_of, score_of
 from riskguard.complaints.structures import Groups, Timeline
-from riskguard.complaints.textindex import TextIndex, pair_similarity
+from riskguard.complaints.text import jaccard
+from riskguard.complaints.textindex import TextIndex
 from riskguard.errors import ValidationFailed
 
+DISTINCT_SAMPLE = 200
 FEE_UNIT = Decimal(100)  # agents charge round sums: a fee is a whole number of hundreds
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -65,7 +68,7 @@ class AnalyzerConfig:
     min_customers: int = 3
     single_kind_customers: int = 5
     template_customers: int = 2  # other customers with the same template that make it a signal
-    max_candidates: int = 256  # LSH candidates verified per text
+    per_bucket: int = 32  # texts taken from each LSH bucket when a new text is matched
 
     def __post_init__(self) -> None:
         checks = {
@@ -78,7 +81,7 @@ class AnalyzerConfig:
             "link_window_days": self.link_window_days > 0,
             "min_customers": self.min_customers >= 2,
             "single_kind_customers": self.single_kind_customers >= self.min_customers,
-            "max_candidates": self.max_candidates >= 1,
+            "per_bucket": self.per_bucket >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -135,7 +138,7 @@ class ComplaintAnalyzer:
             num_perm=c.num_perm,
             lsh_threshold=c.lsh_threshold,
             template_similarity=c.template_similarity,
-            max_candidates=c.max_candidates,
+            per_bucket=c.per_bucket,
         )
         self.uid: list[int] = []
         self.links = Groups()
@@ -148,7 +151,9 @@ class ComplaintAnalyzer:
         self.by_account: dict[str, Timeline] = {}
         self.by_ip: dict[str, Timeline] = {}
         self.by_fields: dict[tuple[str, str, str], Timeline] = {}
-        self.attach: dict[int, tuple[tuple[float, int, str], int]] = {}
+        self.attach: dict[int, dict[int, tuple[float, int, str]]] = {}  # record → anchor → rank
+        self.by_time = Timeline()  # every record with a text
+        self.ring_time = Timeline()  # ring members with a text
         self._newly: list[int] = []
         self._link_window = int(c.link_window_days * DAY)
         self._attach_window = int(c.attach_window_hours * HOUR)
@@ -168,11 +173,19 @@ class ComplaintAnalyzer:
         root = self.links.find(rid)
         if self.is_ring(root):
             return root
+        tie = self.tie_of(rid)
+        return self.links.find(tie[0]) if tie else None
+
+    def tie_of(self, rid: int) -> tuple[int, float, int] | None:
+        """``(anchor, similarity, gap ms)``: the ring member a record outside the rings is tied to by text and
+        timing, the most alike first, then the nearest in time; only members that carry their ring's
+        template and whose template is the ring's own (see ``_eligible``) count."""
         found = self.attach.get(rid)
-        if found is not None:
-            anchor_root = self.links.find(found[1])
-            if self.is_ring(anchor_root):
-                return anchor_root
+        if not found:
+            return None
+        for (similarity, gap, _event), anchor in sorted(((k, a) for a, k in found.items()), reverse=True):
+            if self.is_ring(self.links.find(anchor)) and self._eligible(anchor):
+                return anchor, similarity, -gap
         return None
 
     def _order(self, rid: int) -> tuple[int, str]:
@@ -194,10 +207,12 @@ class ComplaintAnalyzer:
 
     def rings(self) -> list[Ring]:
         attached: dict[int, list[tuple[int, int, float]]] = {}
-        for rid, ((similarity, _gap, _order), anchor) in self.attach.items():
-            root = self.links.find(anchor)
-            if self.is_ring(root) and not self.is_ring(self.links.find(rid)):
-                attached.setdefault(root, []).append((rid, anchor, similarity))
+        for rid in self.attach:
+            if self.is_ring(self.links.find(rid)):
+                continue
+            tie = self.tie_of(rid)
+            if tie is not None:
+                attached.setdefault(self.links.find(tie[0]), []).append((rid, tie[0], tie[1]))
         out = []
         for root in self.links.roots():
             if not self.is_ring(root):
@@ -230,6 +245,8 @@ class ComplaintAnalyzer:
             return None
         rid = self._file(record)
         self.uid.append(self.text.add(record.text, rid, record.at_ms))
+        if self.uid[rid] >= 0:
+            self.by_time.add(record.at_ms, rid)
         for ident in record.strong_identifiers():
             self._link(rid, ident)
         self._settle()
@@ -293,34 +310,70 @@ class ComplaintAnalyzer:
         """Records that have just become ring members may be the burst a text-only record belongs to."""
         newly, self._newly = self._newly, []
         for member in dict.fromkeys(newly):
+            if self.uid[member] >= 0:
+                self.ring_time.add(self.records[member].at_ms, member)
+        for member in dict.fromkeys(newly):
             self._reach_from(member)
 
     def _better(self, rid: int, anchor: int, similarity: float) -> None:
         gap = abs(self.records[rid].at_ms - self.records[anchor].at_ms)
-        key = (round(similarity, 6), -gap, self.records[anchor].event_id)
-        found = self.attach.get(rid)
-        if found is None or key > found[0]:
-            self.attach[rid] = (key, anchor)
+        self.attach.setdefault(rid, {})[anchor] = (round(similarity, 6), -gap, self.records[anchor].event_id)
+
+    def _eligible(self, anchor: int) -> bool:
+        """Whether ring member ``anchor`` may pull text-only records into its ring: its text is the ring's
+        template (another customer of the ring wrote one of the same template group) and the template is
+        the ring's own, not a common complaint (among the ``DISTINCT_SAMPLE`` records of that template
+        nearest in time, no more are outside every ring than in one). An ordinary complaint tied to a ring
+        by a shared household device pulls nothing."""
+        uid = self.uid[anchor]
+        root = self.links.find(anchor)
+        group = self.text.groups.find(uid)
+        members = self.links.members[root]
+        owner = self.owner[anchor]
+        find = self.text.groups.find
+        if not any(self.owner[m] != owner and self.uid[m] >= 0 and find(self.uid[m]) == group for m in members):
+            return False
+        timeline = self.text.group_times.get(group)
+        inside = outside = 0
+        for rid in itertools.islice(timeline.outward(self.records[anchor].at_ms, DAY), DISTINCT_SAMPLE):
+            if self.is_ring(self.links.find(rid)):
+                inside += 1
+            else:
+                outside += 1
+        return outside <= inside
+
+    def _tie(self, rid: int, anchors: list[int]) -> None:
+        """Notes the ring members near in time (``anchors``) that share an LSH band with record ``rid``
+        (outside every ring) and are alike enough; ``tie_of`` picks among them."""
+        uid = self.uid[rid]
+        anchors = [a for a in anchors if a != rid and self._kin(rid, a)]
+        if uid < 0 or not anchors:
+            return
+        uids = np.fromiter((self.uid[a] for a in anchors), dtype=np.int64, count=len(anchors))
+        close = self.text.share_band(uid, uids)
+        chosen = [a for a, ok in zip(anchors, close.tolist(), strict=True) if ok]
+        if not chosen:
+            return
+        similarity = self.text.verify(uid, [self.uid[a] for a in chosen])
+        for anchor, value in zip(chosen, similarity.tolist(), strict=True):
+            if value >= self.config.attach_similarity:
+                self._better(rid, anchor, value)
 
     def _attach(self, rid: int) -> None:
-        uid = self.uid[rid]
-        if uid < 0:
-            return
-        at = self.records[rid].at_ms
-        for other_uid, similarity in self.text.neighbours(uid, self.config.attach_similarity):
-            for other in self.text.records[other_uid].within(at, self._attach_window):
-                if other != rid and self._kin(rid, other) and self.is_ring(self.links.find(other)):
-                    self._better(rid, other, similarity)
+        self._tie(rid, self.ring_time.within(self.records[rid].at_ms, self._attach_window))
 
     def _reach_from(self, member: int) -> None:
         uid = self.uid[member]
         if uid < 0:
             return
-        at = self.records[member].at_ms
-        for other_uid, similarity in self.text.neighbours(uid, self.config.attach_similarity):
-            for other in self.text.records[other_uid].within(at, self._attach_window):
-                if other != member and self._kin(other, member) and not self.is_ring(self.links.find(other)):
-                    self._better(other, member, similarity)
+        nearby = self.by_time.within(self.records[member].at_ms, self._attach_window)
+        if not nearby:
+            return
+        uids = np.fromiter((self.uid[r] for r in nearby), dtype=np.int64, count=len(nearby))
+        close = self.text.share_band(uid, uids)
+        for other, ok in zip(nearby, close.tolist(), strict=True):
+            if ok and other != member and not self.is_ring(self.links.find(other)):
+                self._tie(other, [member])
 
     def _kin(self, a: int, b: int) -> bool:
         """A complaint attaches only to a ring's complaints (an application only to applications)."""
@@ -381,23 +434,24 @@ class ComplaintAnalyzer:
                 )
             )
         elif ring is not None:
-            (similarity, gap, _order), anchor = self.attach[rid]
+            anchor, similarity, gap = self.tie_of(rid)  # type: ignore[misc]
             signals.append(
                 Signal(
                     "ring_by_text",
                     WEIGHTS["ring_by_text"],
                     {
                         "similarity": similarity,
-                        "minutes_apart": round(-gap / 60_000, 1),
+                        "minutes_apart": round(gap / 60_000, 1),
                         "matched": self.records[anchor].event_id,
                     },
                 )
             )
         elif len(self.customers[root]) > 1:
+            family = len(self.customers[root]) == 2 and len(self.kinds[root]) == 1  # e.g. a household's phone
             signals.append(
                 Signal(
                     "shared_identifier",
-                    WEIGHTS["shared_identifier"],
+                    WEIGHTS["shared_with_one"] if family else WEIGHTS["shared_identifier"],
                     {"customers": len(self.customers[root]), "tied_by": sorted(self.kinds[root])},
                 )
             )
@@ -419,7 +473,7 @@ class ComplaintAnalyzer:
         if uid >= 0:
             lures = self.text.lures[uid]
             group = self.text.groups.find(uid)
-            cap = 50
+            cap = 10
             others = self._others(
                 self.text.group_times.get(group), at, int(self.config.template_window_days * DAY), account, cap
             )
@@ -537,14 +591,17 @@ class ComplaintAnalyzer:
             self.idents[(kind, value)] = Timeline(times, rids)
 
     def _bulk_attach(self, ats: np.ndarray) -> None:
-        """Best ring member for every record outside the rings: same LSH band, within the window,
-        similarity verified (one join per band over records bucketed by time)."""
+        """Ties every record outside the rings as ``add`` does: ring members within the window sharing an
+        LSH band (one join per band over records bucketed by time), verified, templated."""
         n = len(self.records)
         uid = np.asarray(self.uid, dtype=np.int64)
         ring_root = np.array([self.is_ring(self.links.find(r)) for r in range(n)], dtype=bool)
         has_text = uid >= 0
-        outside = np.flatnonzero(has_text & ~ring_root)
+        texts = np.flatnonzero(has_text)
+        self.by_time = Timeline(ats[texts].tolist(), texts.tolist())
         inside = np.flatnonzero(has_text & ring_root)
+        self.ring_time = Timeline(ats[inside].tolist(), inside.tolist())
+        outside = np.flatnonzero(has_text & ~ring_root)
         if not len(outside) or not len(inside):
             return
         window = self._attach_window
@@ -555,15 +612,11 @@ class ComplaintAnalyzer:
             right = pl.DataFrame({"anchor": inside, "key": keys[uid[inside], band], "slot": ats[inside] // window})
             right = pl.concat([right.with_columns(slot=pl.col("slot") + shift) for shift in (-1, 0, 1)])
             pairs.append(left.join(right, on=["key", "slot"]).select("rid", "anchor"))
-        found = pl.concat(pairs).unique()
-        if not found.height:
-            return
-        rid, anchor = found["rid"].to_numpy(), found["anchor"].to_numpy()
-        gap = np.abs(ats[rid] - ats[anchor])
-        keep = gap <= window
-        rid, anchor, gap = rid[keep], anchor[keep], gap[keep]
-        uid_pairs = np.stack([uid[rid], uid[anchor]], axis=1)
-        similarity = pair_similarity(self.text.incidence, uid_pairs)
-        for r, a, s in zip(rid.tolist(), anchor.tolist(), similarity.tolist(), strict=True):
-            if s >= self.config.attach_similarity:
-                self._better(r, a, s)
+        found = pl.concat(pairs).unique().sort("rid", "anchor")
+        rids, anchors = found["rid"].to_numpy(), found["anchor"].to_numpy()
+        keep = np.abs(ats[rids] - ats[anchors]) <= window
+        for rid, anchor in zip(rids[keep].tolist(), anchors[keep].tolist(), strict=True):
+            if self._kin(rid, anchor):
+                similarity = jaccard(self.text.keys[uid[rid]], self.text.keys[uid[anchor]])
+                if similarity >= self.config.attach_similarity:
+                    self._better(rid, anchor, similarity)

@@ -75,6 +75,7 @@ TERMS: tuple[Term, ...] = (
 
 _SPACE = re.compile(r"\s+")
 _COMPILED = [(term, re.compile(term.pattern)) for term in TERMS]
+_ANY = re.compile("|".join(f"(?:{term.pattern})" for term in TERMS))  # one pass: most texts have none
 
 
 def fold(text: str) -> str:
@@ -84,6 +85,8 @@ def fold(text: str) -> str:
 def matches(text: str) -> tuple[str, ...]:
     """The terms found in ``text`` (canonical names, in ``TERMS`` order)."""
     folded = fold(text)
+    if not _ANY.search(folded):
+        return ()
     return tuple(term.name for term, pattern in _COMPILED if pattern.search(folded))
 
 

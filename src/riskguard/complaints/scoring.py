@@ -32,7 +32,8 @@ REVIEW_AT = 0.8
 WEIGHTS: dict[str, float] = {
     "agent_ring": 0.9,  # in a ring: records of several customers tied by shared identifiers
     "ring_by_text": 0.85,  # its text and timing tie it to a ring (nearly the same text within hours)
-    "shared_identifier": 0.45,  # shares a contact, device, account or document with another customer
+    "shared_identifier": 0.45,  # shares contacts, devices, accounts or documents with other customers
+    "shared_with_one": 0.25,  # shares one kind of identifier with one other customer (often a household)
     "contact_not_registered": 0.4,  # the contact phone is not the customer's registered phone
     "agent_declared": 0.4,  # filed through an agent (name, phone or ID given)
     "template_lures": 0.35,  # nearly the same text as several other customers', with lure terms

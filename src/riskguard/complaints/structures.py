@@ -78,6 +78,11 @@ class Timeline:
                 lo -= 1
 
     def absorb(self, other: Timeline) -> None:
+        """Takes ``other``'s records in (a few one by one, many by merging)."""
+        if len(other) <= 64:
+            for at, rid in zip(other.times, other.rids, strict=True):
+                self.add(at, rid)
+            return
         merged = list(heapq.merge(zip(self.times, self.rids, strict=True), zip(other.times, other.rids, strict=True)))
         self.times = [t for t, _ in merged]
         self.rids = [r for _, r in merged]

@@ -78,7 +78,9 @@ def shingle_keys(norm: str) -> np.ndarray:
     """Sorted distinct shingle keys (uint64) of a normalised text; empty for an empty text."""
     if not norm:
         return np.zeros(0, dtype=np.uint64)
-    return np.unique(_window_keys(_codes(norm), shingle_width(norm)))
+    codes = _codes(norm)
+    keys = np.sort(_window_keys(codes, int(_widths(np.array([_cjk(codes).sum()]), np.array([len(codes)]))[0])))
+    return keys[np.r_[True, keys[1:] != keys[:-1]]]
 
 
 def shingle_table(norms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
