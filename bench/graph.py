@@ -2,7 +2,7 @@
 ring recovery per typology on simulated worlds, and YelpChi (``../shared/data/yelpchi``).
 
     python bench/graph.py                 # everything
-    python bench/graph.py --only scale    # or: sim, yelpchi
+    python bench/graph.py --only scale    # or: sim, yelpchi, refresh
 
 Scale: a synthetic graph (accounts with their own phones, devices, cards, addresses in carrier NAT pools,
 shops, and transfers, plus planted gangs of ten accounts sharing two devices and a phone) is written
@@ -11,6 +11,9 @@ blocks, motifs; ``refresh.analyse``) is timed. Baseline: scipy connected compone
 (the least any graph job does). Each size runs in a fresh process, so that its peak RSS is its own.
 Times are wall clock and CPU (user + system of all threads): other people's jobs share this machine, so
 the wall time depends on the load (printed) and the CPU time is the steadier figure.
+
+Refresh: the whole ``riskguard graph refresh`` path on a simulated world's events (``refresh_service``
+into a fresh SQLite service): build from events, analysis, publishing the features, alerts, saving.
 """
 
 from __future__ import annotations
@@ -183,9 +186,36 @@ def yelpchi() -> None:
             print("   ", line)
 
 
+def refresh(accounts: int, days: int) -> None:
+    from riskguard.app import RiskGuard
+    from riskguard.config import Settings
+    from riskguard.graph.refresh import refresh_service
+    from riskguard.sim.config import TYPOLOGIES, WorldConfig
+    from riskguard.sim.world import simulate
+    from riskguard.sim.writer import read_events, write_world
+
+    config = WorldConfig(accounts=accounts, days=days, seed=11, intensity=dict.fromkeys(TYPOLOGIES, 5.0))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_world(simulate(config), Path(tmp) / "world")
+        events = read_events(Path(tmp) / "world")
+        settings = Settings.from_env(environ={}, database_url=f"sqlite:///{tmp}/service.db")
+        with RiskGuard(settings, background=False) as guard:
+            wall, cpu = _clock()
+            summary = refresh_service(guard, events=events, save_dir=Path(tmp) / "graph")
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    edges = summary["links"] + summary["flows"]
+    values = sum(summary["published"].values())
+    print(
+        f"refresh of a simulated world ({accounts:,} accounts x {days} days, {events.height:,} events): "
+        f"{edges:,} edges, {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak_gib():.2f} GiB; "
+        f"{values:,} feature values published, {summary['rings']} rings; steps (wall s) {summary['seconds']}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["scale", "sim", "yelpchi"])
+    parser.add_argument("--only", choices=["scale", "sim", "yelpchi", "refresh"])
+    parser.add_argument("--world", default="100000x30", help="refresh: ACCOUNTSxDAYS of the simulated world")
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -198,6 +228,9 @@ def main() -> None:
         simulated()
     if args.only in (None, "scale"):
         scale([int(s) for s in args.sizes.split(",")])
+    if args.only in (None, "refresh"):
+        accounts, days = (int(part) for part in args.world.split("x"))
+        refresh(accounts, days)
 
 
 if __name__ == "__main__":
