@@ -101,15 +101,22 @@ def reports_for(world: dict[str, Any], data: Any) -> list[ReportIn]:
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@SETTINGS
-@given(world=worlds(), data=st.data())
-def test_money_is_conserved_and_never_exceeds_the_loss_or_a_balance(world: dict[str, Any], data: Any) -> None:
+def drawn(world: dict[str, Any], data: Any) -> tuple[Ledger, list[Any], str] | None:
+    """The world's ledger, resolved reports of some of its victims, and a rule (None: no victim paid)."""
     ledger = build(world)
     reports = reports_for(world, data)
     if not reports:
+        return None
+    return ledger, resolve(ledger, reports), data.draw(st.sampled_from(RULES))
+
+
+@SETTINGS
+@given(world=worlds(), data=st.data())
+def test_money_is_conserved_and_never_exceeds_the_loss_or_a_balance(world: dict[str, Any], data: Any) -> None:
+    case = drawn(world, data)
+    if case is None:
         return
-    victims = resolve(ledger, reports)
-    rule = data.draw(st.sampled_from(RULES))
+    ledger, victims, rule = case
     params_hops = data.draw(st.integers(1, 5))
     minimum = data.draw(st.sampled_from([0, 1, 50, 500]))
     # as of every row in turn: held money never exceeds the balance at that moment
@@ -138,12 +145,10 @@ def test_money_is_conserved_and_never_exceeds_the_loss_or_a_balance(world: dict[
 @SETTINGS
 @given(world=worlds(), data=st.data())
 def test_the_tracer_agrees_with_a_naive_row_by_row_reference(world: dict[str, Any], data: Any) -> None:
-    ledger = build(world)
-    reports = reports_for(world, data)
-    if not reports:
+    case = drawn(world, data)
+    if case is None:
         return
-    victims = resolve(ledger, reports)
-    rule = data.draw(st.sampled_from(RULES))
+    ledger, victims, rule = case
     minimum = data.draw(st.sampled_from([0, 1, 200]))
     trace = run(ledger, victims, TraceParams(rule=rule, max_hops=50, min_amount=minimum, as_of_ms=T0 + 10**7))
     expected = reference(ledger, world, victims, rule, minimum)

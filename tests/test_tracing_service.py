@@ -178,6 +178,7 @@ def test_mule_scores_are_published_for_the_starter_strategy(guard: RiskGuard, cl
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """``riskguard`` in process on a database of its own: (exit code, stdout, stderr)."""
     monkeypatch.setenv("RISKGUARD_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
     monkeypatch.setenv("RISKGUARD_LOG_LEVEL", "WARNING")
     runner = CliRunner()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import statistics
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +96,8 @@ def evaluate_world(
     frozen_acc: dict[int, int] = defaultdict(int)
     frozen_at: dict[tuple[int, int], int] = defaultdict(int)
     frozen_v: dict[int, int] = defaultdict(int)
-    by_time: dict[int, list[Victim]] = defaultdict(list)
-    for victim in victims:
-        by_time[victim.reported_ms].append(victim)
-    known: list[Victim] = []
     traces = 0
-    for when in sorted(by_time):
-        known.extend(by_time[when])
+    for when, known, _now in _report_times(victims):
         outcome = tracer.run(ledger, known, as_of=when)
         traces += 1
         for order in outcome.orders:
@@ -191,14 +187,19 @@ def _still_on_gang_accounts(world: Path, ledger: Ledger, victims: list[Victim], 
         seeds = [(row, amount) for row, (_, amount) in zip(rows, v.seeds, strict=True) if row >= 0]
         resolved.append(Victim(v.index, v.report_id, v.account, v.loss, v.recovered, v.reported_ms, seeds))
     tracer = Tracer("fifo", max_hops=50, min_amount=0, alerts=False)
-    by_time: dict[int, list[Victim]] = defaultdict(list)
-    for victim in resolved:
-        by_time[victim.reported_ms].append(victim)
-    known: list[Victim] = []
     held = 0
-    for when in sorted(by_time):
-        known.extend(by_time[when])
+    for when, known, now in _report_times(resolved):
         trace = tracer.run(fraud, known, as_of=when).trace
-        now = {v.index for v in by_time[when]}
         held += sum(amount for victim, amount in trace.held_by_victim().items() if victim in now)
     return held
+
+
+def _report_times(victims: list[Victim]) -> Iterator[tuple[int, list[Victim], set[int]]]:
+    """Each report time in order: the time, every report made by then, and the victims reporting then."""
+    by_time: dict[int, list[Victim]] = defaultdict(list)
+    for victim in victims:
+        by_time[victim.reported_ms].append(victim)
+    known: list[Victim] = []
+    for when in sorted(by_time):
+        known.extend(by_time[when])
+        yield when, list(known), {v.index for v in by_time[when]}
