@@ -133,6 +133,9 @@ def test_bad_trace_requests_name_the_field(guard: RiskGuard, client: TestClient)
     money = client.post("/v1/traces", json={"reports": [{**REPORTS[0], "loss": "1.234"}]})
     assert money.status_code == 422 and "two decimals" in money.text
     assert client.post("/v1/traces", json={"reports": []}).status_code == 422
+    many = [{**REPORTS[0], "report_id": f"x{i}", "event_ids": [f"missing-{i}"]} for i in range(600)]
+    too_many = client.post("/v1/traces", json={"reports": many})  # 100 KB: above the single-event body limit
+    assert too_many.status_code == 422 and "no event 'missing-0'" in too_many.text
     assert client.get("/v1/traces/tr_missing").status_code == 404
     assert client.post("/v1/traces/tr_missing/freeze", json={}).status_code == 404
 

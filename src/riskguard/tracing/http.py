@@ -21,7 +21,7 @@ from riskguard.tracing.service import FreezeRequest, TraceRequest, TraceService
 def router(
     service: TraceService,
     auth: Authenticator,
-    read_body: Callable[[Request], Awaitable[bytes]],
+    read_body: Callable[..., Awaitable[bytes]],
     render: Callable[..., Response],
     schema: Callable[[Any], dict[str, Any]],
 ) -> APIRouter:
@@ -35,7 +35,8 @@ def router(
     )
     async def post_trace(request: Request) -> Response:
         key = auth.identify(request, "admin")
-        body = decode_body(await read_body(request), TraceRequest)
+        # up to 10,000 reports: the batch body limit (RISKGUARD_MAX_BATCH_BODY_BYTES), as for POST /v1/events
+        body = decode_body(await read_body(request, service.guard.settings.max_batch_body_bytes), TraceRequest)
         return render(await run_in_threadpool(service.create, body, actor=actor_of(key)), 201)
 
     @routes.get("/v1/traces", summary="Recent traces and their summaries (admin)")
