@@ -124,28 +124,31 @@ def shingle_table(norms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return keys, offsets
 
 
+#: MurmurHash3 finalisers: (dtype, shift, multiplier, shift, multiplier, shift)
+_FMIX64 = (np.uint64, 33, 0xFF51AFD7ED558CCD, 33, 0xC4CEB9FE1A85EC53, 33)
+_FMIX32 = (np.uint32, 16, 0x85EBCA6B, 13, 0xC2B2AE35, 16)
+
+
+def _fmix(values: np.ndarray, constants: tuple) -> np.ndarray:
+    dtype, s1, m1, s2, m2, s3 = constants
+    h = values.astype(dtype, copy=True)
+    with np.errstate(over="ignore"):
+        h ^= h >> dtype(s1)
+        h *= dtype(m1)
+        h ^= h >> dtype(s2)
+        h *= dtype(m2)
+        h ^= h >> dtype(s3)
+    return h
+
+
 def fingerprints(keys: np.ndarray) -> np.ndarray:
     """32-bit fingerprints of shingle keys (MurmurHash3's 64-bit finaliser, high half)."""
-    h = keys.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-    return (h >> np.uint64(32)).astype(np.uint32)
+    return (_fmix(keys, _FMIX64) >> np.uint64(32)).astype(np.uint32)
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's 32-bit finaliser: datasketch's pre-mix of the affine32 scheme."""
-    h = h.astype(np.uint32, copy=True)
-    with np.errstate(over="ignore"):
-        h ^= h >> np.uint32(16)
-        h *= np.uint32(0x85EBCA6B)
-        h ^= h >> np.uint32(13)
-        h *= np.uint32(0xC2B2AE35)
-        h ^= h >> np.uint32(16)
-    return h
+    return _fmix(h, _FMIX32)
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
