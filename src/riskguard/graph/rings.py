@@ -265,13 +265,8 @@ def _takeovers(view: Bipartite, members: pl.DataFrame, config: RingConfig) -> pl
         & (ts - since[src] <= config.takeover_hours * HOUR_MS)
         & (since[dst] == NEVER)
     )
-    payees = (
-        pl.DataFrame({"attacker": attacker[src[soon]], "victim": src[soon], "code": dst[soon]})
-        .group_by("attacker", "code")
-        .agg(pl.col("victim").n_unique().alias("binds"))
-        .filter(pl.col("binds") >= config.takeover_min_victims)
-        .with_columns(kind=pl.lit("account"), role=pl.lit("payee"))
-    )
+    payees = _by_attacker(attacker[src[soon]], src[soon], dst[soon], "payee", config.takeover_min_victims)
+    payees = payees.with_columns(kind=pl.lit("account"))
     # the attacker's identifiers: new on several of its victims after their compromise; of the kinds
     # people do not share (a victim's own later logins come from addresses its neighbours share too)
     ring_kind = np.isin(e.ident_kind, [KINDS.index(k) for k in config.strong_kinds])
@@ -281,29 +276,27 @@ def _takeovers(view: Bipartite, members: pl.DataFrame, config: RingConfig) -> pl
         & ~view.attack_ident[e.link_ident]
         & ring_kind[e.link_ident]
     )
-    kinds = pl.Series(KINDS)
-    brought = (
-        pl.DataFrame({"attacker": attacker[e.link_account[later]], "victim": e.link_account[later]})
-        .with_columns(code=pl.Series(e.link_ident[later]))
-        .group_by("attacker", "code")
-        .agg(pl.col("victim").n_unique().alias("binds"))
-        .filter(pl.col("binds") >= config.takeover_min_victims)
-        .with_columns(role=pl.lit("attacker"))
-    )
-    used = (
-        pl.DataFrame({"attacker": attacker[victims], "code": tools, "victim": victims})
-        .group_by("attacker", "code")
-        .agg(pl.col("victim").n_unique().alias("binds"))
-        .with_columns(role=pl.lit("tool"))
-    )
-    idents = pl.concat([brought, used]).with_columns(
-        kind=kinds.gather(e.ident_kind[pl.concat([brought["code"], used["code"]]).to_numpy()])
-    )
+    victim = e.link_account[later]
+    brought = _by_attacker(attacker[victim], victim, e.link_ident[later], "attacker", config.takeover_min_victims)
+    idents = pl.concat([brought, _by_attacker(attacker[victims], victims, tools, "tool", 1)])
+    idents = idents.with_columns(kind=pl.Series(KINDS).gather(e.ident_kind[idents["code"].to_numpy()]))
     found = payees.select("attacker").unique()  # an attacker without payees is no ring (no accounts)
     crews = pl.concat([payees, idents.join(found, on="attacker", how="semi")], how="diagonal")
     start = int(members["ring"].max() or 0) + 1 if members.height else 0
     numbers = found.sort("attacker").with_columns(ring=(pl.int_range(pl.len()) + start).cast(pl.Int64))
     return crews.join(numbers, on="attacker").select(list(CODED_SCHEMA)).cast(CODED_SCHEMA)
+
+
+def _by_attacker(attacker: np.ndarray, victim: np.ndarray, code: np.ndarray, role: str, least: int) -> pl.DataFrame:
+    """``attacker, code, binds, role``: how many distinct victims of each attacker involve each code (at
+    least ``least``)."""
+    return (
+        pl.DataFrame({"attacker": attacker, "victim": victim, "code": code})
+        .group_by("attacker", "code")
+        .agg(pl.col("victim").n_unique().alias("binds"))
+        .filter(pl.col("binds") >= least)
+        .with_columns(role=pl.lit(role))
+    )
 
 
 def _money_joins(view: Bipartite, members: pl.DataFrame, config: RingConfig) -> pl.DataFrame:
