@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from riskguard.app import RiskGuard
 from riskguard.device import codes
 from riskguard.device.client import DeviceClient, InProcessTransport
 from riskguard.device.errors import DeviceRefused
+from riskguard.device.tables import device_keys
 from riskguard.device.testing import TEST_PACKAGE, AndroidFacts, TestAuthority, trust_config
 
 from conftest import make_settings
@@ -416,4 +418,6 @@ def test_registry_on_both_databases(guard: RiskGuard, authority: TestAuthority) 
     assert phone.register(occurred_at=LONG_AGO)["already"]
     assert guard.devices.get("dev-1")["keys"][0]["key_id"] == answer["key_id"]
     assert variables(decide(guard, phone.sign(base_transfer("pg", occurred_at=T0.isoformat()))))["device.signature_ok"]
-    assert guard.devices.registry.flush() == 1
+    with guard.engine.connect() as connection:  # the counter was stored with the decision
+        stored = connection.execute(select(device_keys.c.counter, device_keys.c.last_event)).one()
+    assert tuple(stored) == (1, "pg")

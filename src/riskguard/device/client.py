@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import struct
+from collections import deque
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -46,8 +47,18 @@ class Transport(Protocol):
 
 
 class InProcessTransport:
-    def __init__(self, service: Any) -> None:
+    """Calls a ``DeviceService`` in this process.
+
+    ``durable=False`` answers a registration as soon as the service has indexed it and queued its row for
+    the group commit (decisions made after it see it, and are committed in the same batch or a later one),
+    as ``RiskGuard.submit`` does for decisions: a stream of registrations then shares commits. ``settle()``
+    waits for every queued registration and raises the first refusal or failure.
+    """
+
+    def __init__(self, service: Any, *, durable: bool = True) -> None:
         self.service = service
+        self.durable = durable
+        self._queued: deque[Any] = deque()
 
     def challenge(self, body: dict[str, Any]) -> dict[str, Any]:
         from riskguard.device.service import ChallengeRequest
@@ -57,7 +68,19 @@ class InProcessTransport:
     def register(self, body: dict[str, Any]) -> dict[str, Any]:
         from riskguard.device.service import RegisterRequest
 
-        return self.service.register(msgspec.convert(body, RegisterRequest))  # type: ignore[no-any-return]
+        request = msgspec.convert(body, RegisterRequest)
+        if self.durable:
+            return self.service.register(request)  # type: ignore[no-any-return]
+        registration = self.service.submit_registration(request)
+        self._queued.append(registration)
+        while self._queued and (self._queued[0].ticket is None or self._queued[0].ticket.done):
+            self.service.settle_registration(self._queued.popleft())
+        return registration.answer  # type: ignore[no-any-return]
+
+    def settle(self) -> None:
+        """Waits until every queued registration is stored; raises the first that was not."""
+        while self._queued:
+            self.service.settle_registration(self._queued.popleft())
 
 
 class HttpTransport:

@@ -1,95 +1,209 @@
-"""Single-use challenges: a random nonce bound to one digest, valid for a short time.
+"""Single-use challenges: a nonce bound to one digest, valid for a short time, used once by any worker.
 
-Kept in process memory: a nonce is issued and consumed by the same serving process (riskguard runs one
-serving process per database; see docs/architecture.md), and losing them in a restart only makes clients
-ask again — a nonce this process never issued is refused as ``NONCE_UNKNOWN``. A consumed nonce is
-remembered until it would have expired plus one time to live, so a replay inside that span is reported
-as ``NONCE_REPLAYED``; after it, as unknown (refused either way).
+Issuing stores nothing. A nonce carries its issue time and two HMAC-SHA256 tags under the installation's
+nonce key (``device_secrets``: made by the first process that starts on the database, read by every
+other, so every worker checks every worker's nonces)::
 
-The event that consumed a nonce is remembered too: the same event decided again (a retry after a failed
-commit) is not a replay.
+    version (1) ‖ issued, ms since the epoch (8, big-endian) ‖ random (nonce_bytes) ‖ id tag (16) ‖ digest tag (16)
+    id tag     = HMAC(key, "riskguard-nonce-id\\0" ‖ head)           head = the first three fields
+    digest tag = HMAC(key, "riskguard-nonce-digest\\0" ‖ head ‖ digest)
+
+so any worker can tell whether a nonce was issued here (else ``NONCE_UNKNOWN``), whether it is older than
+its time to live (``NONCE_EXPIRED``) and whether it was issued for this digest (``DIGEST_MISMATCH``). What
+is recorded is its *use*, named by the id tag:
+
+- with the Redis feature back end, in Redis, atomically when the decision (or registration) uses it (a
+  script: set unless set, else answer who used it), so a replay to another worker is refused at once;
+- otherwise in the ``device_nonces`` table, by a step of the decision's own group commit: an insert that
+  meets another consumer's row fails that write (the request is answered "not recorded, retry", and the
+  retry with the same event id is told ``NONCE_REPLAYED``), so a nonce is never accepted twice and its use
+  is durable exactly when the decision that used it is.
+
+Uses seen by this process are also kept here, so a replay to the same worker is refused at once either
+way. A use is remembered until the nonce is two times to live old (a replay after that is expired). The
+consumer is the event id: the same event decided again (a retry after a failed commit) is not a replay.
+Worker clocks must agree to well within the time to live (NTP): the issuing worker's time is in the nonce.
+
+Written by hand: the format is riskguard's own; it is ``hmac``, ``struct`` and one table or Redis key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
+import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Any
 
 from riskguard.device import codes
+from riskguard.device.errors import DeviceRefused
+from riskguard.device.sql import Sql
+
+VERSION = 1
+TAG = 16
+_HEAD = struct.Struct(">BQ")
+_ID = b"riskguard-nonce-id\0"
+_DIGEST = b"riskguard-nonce-digest\0"
+MIN_RANDOM, MAX_RANDOM = 16, 64
+#: Redis: set the use unless one is set; answer the consumer already there (nil when this one was set)
+_USE = """
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+
+Step = Callable[[Any], None]
+
+
+class _Parsed:
+    __slots__ = ("digest_tag", "head", "ident", "issued")
+
+    def __init__(self, head: bytes, issued: float, ident: bytes, digest_tag: bytes) -> None:
+        self.head, self.issued, self.ident, self.digest_tag = head, issued, ident, digest_tag
 
 
 class NonceStore:
     def __init__(
         self,
+        secret: bytes,
         *,
         ttl_s: float = 60.0,
         size: int = 32,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], float] = time.time,
+        sql: Sql | None = None,
+        redis: Any = None,
+        prefix: str = "{rg}:device:nonce:",
     ) -> None:
+        """``sql``: record uses in ``device_nonces`` (steps of the group commit); ``redis``: a client to
+        record them in Redis instead (keys ``prefix`` + id tag, hex)."""
+        self._secret = secret
         self.ttl = ttl_s
         self.size = size
         self.clock = clock
-        self.wall = wall
-        # nonce → [digest, issued (clock), consumed by (event id) or None]
-        self._entries: dict[bytes, list[object]] = {}
-        self._order: deque[tuple[float, bytes]] = deque()
+        self.sql = sql
+        self.redis = redis
+        self.prefix = prefix
+        self._use = redis.register_script(_USE) if redis is not None else None
+        self._used: dict[bytes, str] = {}  # id tag → consumer, uses seen by this process
+        self._order: deque[tuple[float, bytes]] = deque()  # (forget after, id tag)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._used)
 
+    # ------------------------------------------------------------------ issuing
     def issue(self, digest: bytes) -> tuple[bytes, datetime]:
         """A fresh nonce for ``digest`` and when it expires."""
-        nonce = secrets.token_bytes(self.size)
-        now = self.clock()
-        with self._lock:
-            self._sweep(now)
-            self._entries[nonce] = [digest, now, None]
-            self._order.append((now, nonce))
-        return nonce, self.wall() + timedelta(seconds=self.ttl)
+        issued = self.clock()
+        head = _HEAD.pack(VERSION, int(issued * 1000)) + secrets.token_bytes(self.size)
+        nonce = head + self._tag(_ID, head) + self._tag(_DIGEST, head + digest)
+        return nonce, datetime.fromtimestamp(int(issued * 1000) / 1000 + self.ttl, UTC)
 
-    def check(self, nonce: bytes, digest: bytes, consumer: str) -> str | None:
-        """The reason ``nonce`` may not be used for ``digest`` now, or None; does not consume it."""
-        with self._lock:
-            return self._reason(nonce, digest, consumer, self.clock())
+    def _tag(self, label: bytes, data: bytes) -> bytes:
+        return hmac.new(self._secret, label + data, hashlib.sha256).digest()[:TAG]
 
-    def consume(self, nonce: bytes, digest: bytes, consumer: str) -> str | None:
-        """Marks ``nonce`` used by ``consumer`` (an event id); returns the refusal reason or None."""
-        now = self.clock()
-        with self._lock:
-            reason = self._reason(nonce, digest, consumer, now)
-            if reason is None:
-                self._entries[nonce][2] = consumer
-            return reason
+    def _parse(self, nonce: bytes) -> _Parsed | None:
+        random_size = len(nonce) - _HEAD.size - 2 * TAG
+        if not MIN_RANDOM <= random_size <= MAX_RANDOM or nonce[0] != VERSION:
+            return None
+        head = nonce[: -2 * TAG]
+        ident = nonce[-2 * TAG : -TAG]
+        if not hmac.compare_digest(ident, self._tag(_ID, head)):
+            return None
+        return _Parsed(head, _HEAD.unpack_from(nonce)[1] / 1000, ident, nonce[-TAG:])
 
-    def release(self, nonce: bytes, consumer: str) -> None:
-        """Un-consumes a nonce (its decision was not recorded, so the client may retry)."""
-        with self._lock:
-            entry = self._entries.get(nonce)
-            if entry is not None and entry[2] == consumer:
-                entry[2] = None
-
-    def _reason(self, nonce: bytes, digest: bytes, consumer: str, now: float) -> str | None:
-        entry = self._entries.get(nonce)
-        if entry is None:
+    # ------------------------------------------------------------------ checking and using
+    def check(self, nonce: bytes, digest: bytes, consumer: str, *, shared: bool = True) -> str | None:
+        """The reason ``nonce`` may not be used for ``digest`` now, or None; uses nothing up. ``shared``
+        also asks Redis about uses by other workers (the table is consulted when a use is written)."""
+        parsed = self._parse(nonce)
+        if parsed is None:
             return codes.NONCE_UNKNOWN
-        bound, issued, used_by = entry
+        used_by = self._used.get(parsed.ident)
+        if used_by is None and shared and self.redis is not None:
+            value = self.redis.get(self.prefix + parsed.ident.hex())
+            used_by = value.decode() if value is not None else None
+        return self._reason(parsed, digest, consumer, used_by)
+
+    def consume(self, nonce: bytes, digest: bytes, consumer: str) -> tuple[str | None, Step | None]:
+        """Uses ``nonce`` up for ``consumer`` (an event id): (the refusal reason or None, the step that
+        records the use in the decision's group commit, when uses live in the database)."""
+        parsed = self._parse(nonce)
+        if parsed is None:
+            return codes.NONCE_UNKNOWN, None
+        reason = self._reason(parsed, digest, consumer, self._used.get(parsed.ident))
+        if reason is not None:
+            return reason, None
+        forget = parsed.issued + 2 * self.ttl
+        if self._use is not None:
+            remaining_ms = max(1, int((forget - self.clock()) * 1000))
+            found = self._use(keys=[self.prefix + parsed.ident.hex()], args=[consumer, remaining_ms])
+            if found is not None and found.decode() != consumer:
+                self._remember(parsed.ident, found.decode(), forget)
+                return codes.NONCE_REPLAYED, None
+        self._remember(parsed.ident, consumer, forget)
+        if self.sql is None or self._use is not None:
+            return None, None
+        return None, self._record_step(parsed.ident, consumer, forget)
+
+    def _reason(self, parsed: _Parsed, digest: bytes, consumer: str, used_by: str | None) -> str | None:
         if used_by is not None and used_by != consumer:
             return codes.NONCE_REPLAYED
-        if now - issued > self.ttl:  # type: ignore[operator]
-            return codes.NONCE_EXPIRED
-        if bound != digest:
+        age = self.clock() - parsed.issued
+        if age > self.ttl or age < -self.ttl:
+            return codes.NONCE_EXPIRED if age > 0 else codes.NONCE_UNKNOWN
+        if not hmac.compare_digest(parsed.digest_tag, self._tag(_DIGEST, parsed.head + digest)):
             return codes.DIGEST_MISMATCH
         return None
 
-    def _sweep(self, now: float) -> None:
-        horizon = now - 2 * self.ttl
-        order, entries = self._order, self._entries
-        while order and order[0][0] < horizon:
-            _, nonce = order.popleft()
-            entries.pop(nonce, None)
+    def _remember(self, ident: bytes, consumer: str, forget: float) -> None:
+        with self._lock:
+            order, used = self._order, self._used
+            now = self.clock()
+            while order and order[0][0] < now:
+                _, old = order.popleft()
+                used.pop(old, None)
+            used[ident] = consumer
+            order.append((forget, ident))
+
+    # ------------------------------------------------------------------ the table
+    def _record_step(self, ident: bytes, consumer: str, forget: float) -> Step:
+        sql = self.sql
+        assert sql is not None
+        insert = sql(
+            "INSERT INTO device_nonces (nonce_id, consumed_by, expires_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT (nonce_id) DO NOTHING"
+        )
+        select = sql("SELECT consumed_by FROM device_nonces WHERE nonce_id = ?")
+        name = ident.hex()
+
+        def record_use(cursor: Any) -> None:
+            cursor.execute(insert, (name, consumer, int(forget * 1000)))
+            if cursor.rowcount == 1:
+                return
+            cursor.execute(select, (name,))
+            row = cursor.fetchone()
+            if row is not None and row[0] == consumer:
+                return
+            self._remember(ident, row[0] if row is not None else "?", forget)
+            raise DeviceRefused(codes.NONCE_REPLAYED, "used by another event on another worker")
+
+        return record_use
+
+    def sweep_step(self) -> Step:
+        """A step that deletes the table's uses of nonces now two times to live old."""
+        sql = self.sql
+        assert sql is not None
+        delete = sql("DELETE FROM device_nonces WHERE expires_ms < ?")
+        now_ms = int(self.clock() * 1000)
+
+        def sweep(cursor: Any) -> None:
+            cursor.execute(delete, (now_ms,))
+
+        return sweep

@@ -1,23 +1,28 @@
 """The device service: challenges, registration, lookups, and the per-decision evaluation the stage calls.
 
-``DeviceService(engine, settings)`` is built by ``RiskGuard`` (``rg.devices``); the HTTP routes (http.py)
-and the reference client's in-process transport call it. Nothing here holds global state.
+``DeviceService(engine, settings=..., writer=...)`` is built by ``RiskGuard`` (``rg.devices``) with the
+instance's group-commit writer, through which it writes everything (registrations, revocations, used
+nonces, counters); the HTTP routes (http.py), the CLI (cli.py) and the reference client's in-process
+transport call it. Without a writer it only evaluates (what replays use). Nothing here holds global state.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
+import json
 import secrets
-import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from sqlalchemy import Engine
+from redis.exceptions import RedisError
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 
+from riskguard.config import Settings
 from riskguard.device import codes
 from riskguard.device.digest import challenge_bytes, registration_digest, transaction_digest
 from riskguard.device.errors import DeviceRefused
@@ -29,17 +34,19 @@ from riskguard.device.providers.base import AttestationProvider
 from riskguard.device.providers.fido import WebAuthnProvider
 from riskguard.device.providers.oem import OemProvider
 from riskguard.device.providers.software import SoftwareKeyProvider
-from riskguard.device.registry import DeviceRegistry, KeyRecord
+from riskguard.device.registry import AlreadyBound, DeviceRegistry, KeyRecord, Step, new_record
 from riskguard.device.reputation import assess
 from riskguard.device.signing import parse_claim, verify
 from riskguard.device.stage import DeviceStage
+from riskguard.device.tables import device_secrets
 from riskguard.device.trust import TrustConfig
-from riskguard.errors import NotFound, ValidationFailed
+from riskguard.errors import ConfigError, NotFound, Unavailable, ValidationFailed
 from riskguard.events.schema import Event
 from riskguard.masking import mask
-from riskguard.store import audit
+from riskguard.store.writer import GroupCommitWriter, Ticket, WriteRequest
 
-log = logging.getLogger("riskguard.device")
+NONCE_KEY = "nonce"
+SWEEP_EVERY_S = 60.0
 
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
@@ -81,35 +88,57 @@ def network_of(ip: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
+@dataclass
+class Registration:
+    """A registration handed to the group commit: ``answer`` is final once ``ticket`` succeeds."""
+
+    answer: dict[str, Any]
+    ticket: Ticket | None  # None: nothing to store (the key was already bound to this account)
+    key_id: str
+
+
 class DeviceService:
     def __init__(
         self,
         engine: Engine,
         *,
+        settings: Settings | None = None,
+        writer: GroupCommitWriter | None = None,
         trust: TrustConfig | None = None,
-        config_path: str = "",
-        max_future_skew_s: float = 300.0,
-        background: bool = True,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``settings``: the device configuration file, time skew, commit timeout, and Redis (nonce uses
+        live there when the feature back end is Redis); ``writer``: the group commit every write goes
+        through (None: evaluation only, with a key of its own for nonces)."""
+        settings = settings or Settings()
         if trust is None:
-            trust = TrustConfig.from_file(config_path) if config_path else TrustConfig()
+            trust = TrustConfig.from_file(settings.device_config) if settings.device_config else TrustConfig()
         self.engine = engine
+        self.writer = writer
         self.wall = wall
-        self.max_future_skew = timedelta(seconds=max_future_skew_s)
+        self.max_future_skew = timedelta(seconds=settings.max_future_skew_s)
+        self.commit_timeout_s = settings.commit_timeout_ms / 1000 * 4
         self.registry = DeviceRegistry(engine)
-        self.registry.load()
+        self.registry.load(wall())
+        self._redis: Any = None
+        if writer is not None and settings.feature_backend == "redis":  # nonce uses shared in Redis
+            import redis
+
+            self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self.nonces = NonceStore(
-            ttl_s=trust.policy.challenge_ttl_s, size=trust.policy.nonce_bytes, clock=clock, wall=wall
+            load_secret(engine) if writer is not None else secrets.token_bytes(32),
+            ttl_s=trust.policy.challenge_ttl_s,
+            size=trust.policy.nonce_bytes,
+            clock=clock,
+            sql=self.registry.sql if writer is not None else None,
+            redis=self._redis,
+            prefix=f"{{{settings.feature_namespace}}}:device:nonce:",
         )
         self.configure(trust)
         self.stage = DeviceStage(self)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if background:
-            self._thread = threading.Thread(target=self._flush_loop, name="riskguard-devices", daemon=True)
-            self._thread.start()
+        self._writes: tuple[str, list[Step]] | None = None  # the last observed decision's steps
+        self._swept = clock()
 
     def configure(self, trust: TrustConfig, providers: list[AttestationProvider] | None = None) -> None:
         """Replaces the trust configuration (and, optionally, the providers: e.g. an OEM decoder)."""
@@ -126,21 +155,46 @@ class DeviceService:
         self.providers = {fmt: p for p in chosen for fmt in p.formats}
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-        try:
-            self.registry.flush()
-        except Exception:
-            log.exception("writing device counters at shutdown failed")
+        if self._redis is not None:
+            self._redis.close()
 
-    def _flush_loop(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                self.registry.flush()
-                self.trust.revocation.reload()
-            except Exception:
-                log.exception("writing device counters failed; will retry")
+    def refresh(self) -> None:
+        """Picks up other workers' registrations, rebindings and revocations, re-reads changed revocation
+        lists, and (once a minute) sweeps long-expired nonce uses; ``RiskGuard.refresh`` calls it every poll."""
+        if self.writer is None:
+            return
+        self.registry.refresh(self.wall())
+        self.trust.revocation.reload()
+        now = self.nonces.clock()
+        if now - self._swept >= SWEEP_EVERY_S and self._redis is None:
+            self._swept = now
+            self.writer.submit(WriteRequest(steps=[self.nonces.sweep_step()]))
+
+    def _submit(self, steps: list[Step]) -> Ticket:
+        if self.writer is None:
+            raise ConfigError("this device service evaluates only (it was built without a writer)")
+        return self.writer.submit(WriteRequest(steps=steps))
+
+    def _consume(self, nonce: bytes, digest: bytes, consumer: str) -> tuple[str | None, Step | None]:
+        try:
+            return self.nonces.consume(nonce, digest, consumer)
+        except RedisError as exc:
+            raise Unavailable(f"the nonce store (Redis) did not answer: {exc}") from None
+
+    def writes_for(self, event_id: str) -> list[Step]:
+        """The steps the last observed decision of ``event_id`` adds to its own group commit (its nonce's
+        use, its key's counter); ``RiskGuard.submit`` puts them in the decision's write request."""
+        writes, self._writes = self._writes, None
+        return writes[1] if writes is not None and writes[0] == event_id else []
+
+    def _wait(self, ticket: Ticket, what: str) -> None:
+        """Waits for ``ticket``; a refusal found while writing is raised as it is."""
+        if not ticket.wait(self.commit_timeout_s):
+            raise Unavailable(f"the {what} could not be recorded in time; retry")
+        if isinstance(ticket.error, DeviceRefused):
+            raise ticket.error
+        if ticket.error is not None:
+            raise Unavailable(f"the {what} could not be recorded; retry")
 
     # ------------------------------------------------------------------ challenges
     def challenge(self, request: ChallengeRequest) -> dict[str, Any]:
@@ -170,7 +224,26 @@ class DeviceService:
 
     # ------------------------------------------------------------------ registration
     def register(self, request: RegisterRequest, *, actor: str = "system") -> dict[str, Any]:
-        """Verifies the attestation and binds the key to the account; refusals raise ``DeviceRefused``."""
+        """Verifies the attestation and binds the key to the account, durably; refusals raise
+        ``DeviceRefused``."""
+        registration = self.submit_registration(request, actor=actor)
+        return self.settle_registration(registration)
+
+    def settle_registration(self, registration: Registration) -> dict[str, Any]:
+        """Waits until ``registration`` is stored: its answer, or the refusal found while storing it."""
+        ticket = registration.ticket
+        if ticket is None:
+            return registration.answer
+        if ticket.wait(self.commit_timeout_s) and isinstance(ticket.error, (AlreadyBound, DeviceRefused)):
+            current = self.registry.load_key(registration.key_id)  # what another worker stored instead
+            if isinstance(ticket.error, AlreadyBound) and current is not None:
+                return {"registered": False, "already": True, **self._view(current, unmask=True)}
+        self._wait(ticket, "registration")
+        return registration.answer
+
+    def submit_registration(self, request: RegisterRequest, *, actor: str = "system") -> Registration:
+        """Verifies the attestation and indexes the binding at once (decisions after this call see it);
+        the row is written by the group commit: ``settle_registration`` (or the ticket) says when."""
         now = self.wall()
         occurred = request.occurred_at.astimezone(UTC) if request.occurred_at else now
         if occurred - now > self.max_future_skew:
@@ -180,10 +253,12 @@ class DeviceService:
         provider = self.providers.get(fmt) if isinstance(fmt, str) else None
         if provider is None:
             raise DeviceRefused(codes.ATTESTATION_UNSUPPORTED, f"format {fmt!r}; known: {', '.join(self.providers)}")
+        if self.writer is None:
+            raise ConfigError("this device service evaluates only (it was built without a writer)")
         nonce = unb64(request.nonce, field="nonce")
         digest = registration_digest(request.account_id, request.device_id)
         consumer = "register:" + secrets.token_hex(8)  # a registration never reuses a nonce, even its own
-        reason = self.nonces.consume(nonce, digest, consumer)
+        reason, nonce_step = self._consume(nonce, digest, consumer)
         if reason is not None:
             raise DeviceRefused(reason)
         attestation = provider.verify(request.attestation, challenge_bytes(nonce, digest), now)
@@ -197,51 +272,61 @@ class DeviceService:
                 if current.device_id != request.device_id:
                     raise DeviceRefused(codes.DEVICE_MISMATCH, "this key is registered for another device", status=409)
                 if current.account_id == request.account_id:
-                    return {"registered": False, "already": True, **self._view(current, unmask=True)}
+                    answer = {"registered": False, "already": True, **self._view(current, unmask=True)}
+                    return Registration(answer, None, kid)
                 if not request.rebind:
                     raise DeviceRefused(codes.KEY_BOUND_TO_OTHER_ACCOUNT, status=409)
                 ends = current
             elif current is not None and current.status == "revoked":
                 raise DeviceRefused(codes.KEY_REVOKED, status=409)
-            record = self.registry.add(
-                attestation,
-                {
-                    "key_id": kid,
-                    "device_id": request.device_id,
-                    "account_id": request.account_id,
-                    "environment": dict(request.environment),
-                    "fingerprint": request.fingerprint,
-                    "network": network,
-                    "rebound_from": ends.account_id if ends is not None else None,
-                    "registered_at": occurred,
-                },
-                ends=ends,
-                now=now,
-            )
-        if ends is not None:
-            with self.engine.begin() as connection:
-                audit.record(
-                    connection,
-                    actor,
-                    "device.rebind",
-                    kid,
-                    {"device_id": request.device_id, "from": mask(ends.account_id), "to": mask(request.account_id)},
-                )
-        return {"registered": True, "already": False, **self._view(record, unmask=True)}
+            values = {
+                "key_id": kid,
+                "device_id": request.device_id,
+                "account_id": request.account_id,
+                "environment": dict(request.environment),
+                "fingerprint": request.fingerprint,
+                "network": network,
+                "rebound_from": ends.account_id if ends is not None else None,
+                "registered_at": occurred,
+            }
+            record = new_record(attestation, values, now)
+            audit = None
+            if ends is not None:
+                moved = {"device_id": request.device_id, "from": mask(ends.account_id), "to": mask(request.account_id)}
+                audit = (now, actor[:64], "device.rebind", kid, _details(moved))
+            steps = [self.registry.binding_step(record, ends, now, audit)]
+            self.registry.bind(record, ends, now)
+            ticket = self._submit([nonce_step, *steps] if nonce_step is not None else steps)
+        ticket.on_done(lambda done: self._stored(done, record, ends))
+        return Registration({"registered": True, "already": False, **self._view(record, unmask=True)}, ticket, kid)
+
+    def _stored(self, ticket: Ticket, record: KeyRecord, ends: KeyRecord | None) -> None:
+        if ticket.error is not None:
+            self.registry.withdraw(record, ends)
 
     def revoke(self, key: str, *, actor: str) -> dict[str, Any]:
-        record = self.registry.revoke(key, self.wall())
+        """Revokes ``key`` (durably, audited) and returns its binding."""
+        record = self.registry.current(key) or self.registry.load_key(key)
         if record is None:
             raise NotFound(f"no registered key {key!r}")
-        with self.engine.begin() as connection:
-            audit.record(connection, actor, "device.revoke", key, {"device_id": record.device_id})
+        if record.status == "active" and record.id is not None:
+            now = self.wall()
+            audit = (now, actor[:64], "device.revoke", key, _details({"device_id": record.device_id}))
+            self._wait(self._submit([self.registry.revoke_step(record, now, audit)]), "revocation")
+            record = self.registry.load_key(key) or record
         return self._view(record, unmask=True)
 
     # ------------------------------------------------------------------ lookups
-    def get(self, device_id: str, *, account_id: str | None = None, unmask: bool = False) -> dict[str, Any]:
+    def get(
+        self, device_id: str, *, account_id: str | None = None, unmask: bool = False, actor: str = "system"
+    ) -> dict[str, Any]:
+        """A device's bindings (and, with ``account_id``, that account's trust); account ids are masked
+        unless ``unmask``, and an unmasked view is written to the audit log first."""
         records = self.registry.for_device(device_id)
         if not records:
             raise NotFound(f"no keys are registered for device {device_id!r}")
+        if unmask:
+            self.audit_view(actor, device_id, {"account_id": mask(account_id)} if account_id else {})
         out: dict[str, Any] = {
             "device_id": device_id,
             "accounts": self.registry.device_accounts(device_id),
@@ -254,6 +339,11 @@ class DeviceService:
             )
             out["assessment"] = {"account_id": account_id if unmask else mask(account_id), **found.__dict__}
         return out
+
+    def audit_view(self, actor: str, target: str, details: dict[str, Any]) -> None:
+        """Records that ``actor`` saw unmasked account ids of ``target`` (waits until it is stored)."""
+        row = (self.wall(), actor[:64], "device.view", target, _details(details))
+        self._wait(self._submit([self.registry.audit_step(row)]), "audit entry")
 
     def _view(self, record: KeyRecord, *, unmask: bool) -> dict[str, Any]:
         view = record.view()
@@ -320,6 +410,8 @@ class DeviceService:
         if claim is None:
             return fallback, codes.MALFORMED_SIGNATURE, False
         record = registry.current(claim.key_id)
+        if record is None and self.writer is not None:
+            record = registry.load_key(claim.key_id)  # registered on another worker since the last refresh
         if record is None:
             return fallback, codes.UNKNOWN_KEY, False
         if record.account_id != event.account_id:
@@ -331,7 +423,7 @@ class DeviceService:
         if event.device_id is not None and event.device_id != record.device_id:
             return fallback, codes.DEVICE_MISMATCH, False
         digest = transaction_digest(event)
-        reason = self.nonces.check(claim.nonce, digest, event.event_id)
+        reason = self.nonces.check(claim.nonce, digest, event.event_id, shared=not observe)
         if reason is not None:
             return record, reason, False
         failure, counter = verify(record, claim, digest, self.trust)
@@ -342,15 +434,35 @@ class DeviceService:
         if not (advanced or counterless):
             return record, codes.COUNTER_REGRESSION, False
         if observe:
-            reason = self.nonces.consume(claim.nonce, digest, event.event_id)
+            reason, nonce_step = self._consume(claim.nonce, digest, event.event_id)
             if reason is not None:
                 return record, reason, False
             fingerprint = (event.attributes or {}).get("device_fingerprint")
-            registry.mark_used(
+            changed = registry.mark_used(
                 record,
                 counter,
                 event.event_id,
                 event.occurred_at,
                 fingerprint if isinstance(fingerprint, str) else None,
             )
+            steps = [registry.counter_step(record, counter, event.event_id, event.occurred_at, changed)]
+            self._writes = (event.event_id, [nonce_step, *steps] if nonce_step is not None else steps)
         return record, None, False
+
+
+def load_secret(engine: Engine) -> bytes:
+    """The installation's nonce key: made by the first process on this database, read by every other."""
+    query = select(device_secrets.c.value).where(device_secrets.c.name == NONCE_KEY)
+    with engine.begin() as connection:
+        stored = connection.execute(query).scalar()
+        if stored is None:
+            insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+            value = b64(secrets.token_bytes(32))
+            connection.execute(insert(device_secrets).values(name=NONCE_KEY, value=value).on_conflict_do_nothing())
+            stored = connection.execute(query).scalar_one()
+    return unb64(stored, field="nonce key")
+
+
+def _details(values: dict[str, Any]) -> str:
+    """An audit entry's details, as ``store.audit.record`` writes them."""
+    return json.dumps(values, default=str, ensure_ascii=False, sort_keys=True)

@@ -111,6 +111,12 @@ class WorldSigner:
         self.signed += 1
         return client.sign(body)
 
+    def settle(self) -> None:
+        """Waits until every registration is stored (raises the first that was not)."""
+        settle = getattr(self.transport, "settle", None)
+        if settle is not None:
+            settle()
+
     def _enrol(self, account: str, device: str, body: dict[str, Any]) -> DeviceClient | None:
         kind = self.plan.kind(device)
         if kind == "none":
@@ -147,10 +153,15 @@ class WorldSigner:
 
 
 def signer_for(world_dir: Path, guard: Any) -> WorldSigner:
-    """A signer streaming into ``guard`` in process, which is set to trust a fresh test authority."""
+    """A signer streaming into ``guard`` in process, which is set to trust a fresh test authority.
+
+    Registrations are answered once indexed, and stored by the group commit with the decisions around
+    them (``InProcessTransport(durable=False)``): each event is decided with exactly the registrations
+    streamed before it, and a batch of them costs one commit. ``settle()`` waits for the last ones.
+    """
     from riskguard.device.client import InProcessTransport
     from riskguard.device.testing import trust_config
 
     authority = TestAuthority("riskguard demo attestation")
     guard.devices.configure(trust_config(authority))
-    return WorldSigner(world_dir, InProcessTransport(guard.devices), authority)
+    return WorldSigner(world_dir, InProcessTransport(guard.devices, durable=False), authority)

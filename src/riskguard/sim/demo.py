@@ -151,6 +151,7 @@ def _in_process(
             console.print("Customers' phones register attested keys and sign payments (riskguard.device.client)")
         summary = _stream(InProcessTarget(guard), events, labels, options, console, sign)
         if sign is not None:
+            sign.settle()  # every registration stored (they share the decisions' group commits)
             summary["devices"] = {"registered": sign.registered, "signed_events": sign.signed}
         return summary
 

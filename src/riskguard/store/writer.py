@@ -99,6 +99,10 @@ class WriteRequest:
     event_rows: list[dict[str, Any]] = field(default_factory=list)
     decision_rows: list[dict[str, Any]] = field(default_factory=list)
     ticket: Ticket = field(default_factory=Ticket)
+    #: run first, in order, in the batch's transaction with the driver's cursor (other tables' rows,
+    #: conditional updates); if one raises, this request's changes roll back to a savepoint and its ticket
+    #: fails with that error, while the rest of the batch commits
+    steps: list[Callable[[Any], None]] = field(default_factory=list)
 
 
 class GroupCommitWriter:
@@ -149,10 +153,15 @@ class GroupCommitWriter:
                 return
 
     def _write(self, batch: list[WriteRequest]) -> None:
-        event_rows = [row for request in batch for row in request.event_rows]
-        decision_rows = [row for request in batch for row in request.decision_rows]
         error: BaseException | None = None
+        failed: dict[int, BaseException] = {}
+        event_rows: list[dict[str, Any]] = []
+        decision_rows: list[dict[str, Any]] = []
         try:
+            failed = self._inserts.steps(batch)
+            kept = [request for index, request in enumerate(batch) if index not in failed]
+            event_rows = [row for request in kept for row in request.event_rows]
+            decision_rows = [row for request in kept for row in request.decision_rows]
             self._inserts.write([(self._inserts.events, event_rows), (self._inserts.decisions, decision_rows)])
         except Exception as exc:  # every waiter learns of the failure; nothing is acknowledged
             log.error("group commit of %d requests failed: %s", len(batch), exc)
@@ -160,8 +169,8 @@ class GroupCommitWriter:
         self.batches += 1
         self.rows += len(event_rows) + len(decision_rows)
         wake: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for request in batch:
-            future = request.ticket._finish(error, batch_wake=True)
+        for index, request in enumerate(batch):
+            future = request.ticket._finish(error or failed.get(index), batch_wake=True)
             if future is not None:
                 wake.setdefault(future[0], []).append(future[1])
         for loop, futures in wake.items():
@@ -200,10 +209,48 @@ class _DriverInserts:
             return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.dialect == "sqlite" else value
         return value
 
-    def write(self, work: list[tuple[tuple[str, list[str], list[bool]], list[dict[str, Any]]]]) -> None:
+    def steps(self, batch: list[WriteRequest]) -> dict[int, BaseException]:
+        """Runs the requests' steps in the open transaction, each request's under a savepoint; returns the
+        failed requests' errors by position (a failure of the connection itself raises)."""
+        failed: dict[int, BaseException] = {}
+        if not any(request.steps for request in batch):
+            return failed
+        raw = self._connection()
+        try:
+            cursor = raw.cursor()
+            if self.dialect == "sqlite" and not raw.dbapi_connection.in_transaction:
+                cursor.execute("BEGIN")  # else the outermost RELEASE would commit on its own
+            for index, request in enumerate(batch):
+                if not request.steps:
+                    continue
+                cursor.execute("SAVEPOINT rg_step")
+                try:
+                    for step in request.steps:
+                        step(cursor)
+                except Exception as exc:
+                    cursor.execute("ROLLBACK TO SAVEPOINT rg_step")
+                    failed[index] = exc
+                cursor.execute("RELEASE SAVEPOINT rg_step")
+            cursor.close()
+        except Exception:
+            self._discard(raw)
+            raise
+        return failed
+
+    def _connection(self) -> Any:
         if self._raw is None:
             self._raw = self._engine.raw_connection()
-        raw = self._raw
+        return self._raw
+
+    def _discard(self, raw: Any) -> None:
+        self._raw = None
+        with contextlib.suppress(Exception):
+            raw.rollback()
+        with contextlib.suppress(Exception):
+            raw.invalidate()
+
+    def write(self, work: list[tuple[tuple[str, list[str], list[bool]], list[dict[str, Any]]]]) -> None:
+        raw = self._connection()
         try:
             cursor = raw.cursor()
             for (sql, columns, is_time), rows in work:
@@ -217,11 +264,7 @@ class _DriverInserts:
             cursor.close()
             raw.commit()
         except Exception:
-            self._raw = None
-            with contextlib.suppress(Exception):
-                raw.rollback()
-            with contextlib.suppress(Exception):
-                raw.invalidate()
+            self._discard(raw)
             raise
 
     def close(self) -> None:
