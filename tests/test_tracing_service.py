@@ -107,6 +107,9 @@ def test_trace_freeze_and_block_over_http(guard: RiskGuard, client: TestClient) 
         "B": ("0.00", "11428.57"),
     }
     assert client.get("/v1/traces").json()["traces"][0]["trace_id"] == trace_id
+    part = client.get(f"/v1/traces/{trace_id}?sections=freeze_orders").json()
+    assert "freeze_orders" in part and "summary" in part and "transfers" not in part
+    assert client.get(f"/v1/traces/{trace_id}?sections=nope").status_code == 422
 
     frozen = client.post(f"/v1/traces/{trace_id}/freeze", json={"ttl_hours": 48})
     assert frozen.status_code == 201, frozen.text

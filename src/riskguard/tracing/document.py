@@ -179,9 +179,7 @@ def _accounts(columns: _Columns, balances: dict[int, int]) -> list[dict[str, Any
     ).to_dicts()
 
 
-def _evidence(
-    columns: _Columns, orders: list[FreezeOrder], paths: PathIndex, most: int
-) -> list[list[dict[str, Any]]]:
+def _evidence(columns: _Columns, orders: list[FreezeOrder], paths: PathIndex, most: int) -> list[list[dict[str, Any]]]:
     """Per freeze order, the evidence chains of its largest victims' shares, formatted in one pass."""
     links = [
         (number, victim, row, source, target, amount)

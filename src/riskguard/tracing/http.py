@@ -48,9 +48,14 @@ def router(
         "/v1/traces/{trace_id}",
         summary="A trace: per-account amounts, freeze orders, return plan, escaped funds, paths (admin)",
     )
-    async def get_trace(request: Request, trace_id: str) -> Response:
+    async def get_trace(
+        request: Request,
+        trace_id: str,
+        sections: str | None = Query(None, description="Only these parts, e.g. freeze_orders,return_plan"),
+    ) -> Response:
         auth.identify(request, "admin")
-        return render(await run_in_threadpool(service.get, trace_id))
+        wanted = [p.strip() for p in sections.split(",") if p.strip()] if sections else None
+        return render(await run_in_threadpool(service.get, trace_id, wanted))
 
     @routes.post(
         "/v1/traces/{trace_id}/freeze",

@@ -140,8 +140,18 @@ class TraceService:
             "summary": document["summary"],
         }
 
-    def get(self, trace_id: str) -> dict[str, Any]:
-        return self.repository.document(trace_id)
+    def get(self, trace_id: str, sections: list[str] | None = None) -> dict[str, Any]:
+        """A stored result; ``sections`` keeps only those parts (the header and summary always come)."""
+        document = self.repository.document(trace_id)
+        if not sections:
+            return document
+        unknown = sorted(set(sections) - set(document))
+        if unknown:
+            raise ValidationFailed(
+                [{"loc": ["query", "sections"], "type": "value_error", "msg": f"no section {unknown[0]!r}"}]
+            )
+        always = ("trace_id", "as_of", "rule", "max_hops", "min_amount", "currency", "balance_basis", "summary")
+        return {k: v for k, v in document.items() if k in always or k in sections}
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.repository.recent(limit)
