@@ -16,6 +16,7 @@ import typer
 from riskguard.cli.features import features_app
 from riskguard.complaints.cli import app as complaints_app
 from riskguard.consortium.cli import app as consortium_app
+from riskguard.device.cli import app as devices_app
 from riskguard.errors import RiskguardError
 from riskguard.graph.cli import graph_app
 from riskguard.replay import cli as replay_cli
@@ -54,6 +55,7 @@ app.add_typer(graph_app, name="graph")
 app.add_typer(features_app, name="features")
 app.add_typer(complaints_app, name="complaints")
 app.add_typer(models_app, name="models")
+app.add_typer(devices_app, name="devices")
 app.command("replay")(replay_cli.replay)
 app.command("train")(replay_cli.train)
 app.command("retro")(replay_cli.retro)

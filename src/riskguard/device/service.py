@@ -304,14 +304,15 @@ class DeviceService:
         if ticket.error is not None:
             self.registry.withdraw(record, ends)
 
-    def revoke(self, key: str, *, actor: str) -> dict[str, Any]:
-        """Revokes ``key`` (durably, audited) and returns its binding."""
+    def revoke(self, key: str, *, actor: str, reason: str = "") -> dict[str, Any]:
+        """Revokes ``key`` (durably, audited with ``reason``) and returns its binding."""
         record = self.registry.current(key) or self.registry.load_key(key)
         if record is None:
             raise NotFound(f"no registered key {key!r}")
         if record.status == "active" and record.id is not None:
             now = self.wall()
-            audit = (now, actor[:64], "device.revoke", key, _details({"device_id": record.device_id}))
+            details = {"device_id": mask(record.device_id), "reason": reason[:500]}
+            audit = (now, actor[:64], "device.revoke", key, _details(details))
             self._wait(self._submit([self.registry.revoke_step(record, now, audit)]), "revocation")
             record = self.registry.load_key(key) or record
         return self._view(record, unmask=True)
@@ -340,16 +341,43 @@ class DeviceService:
             out["assessment"] = {"account_id": account_id if unmask else mask(account_id), **found.__dict__}
         return out
 
+    def keys(
+        self,
+        *,
+        account_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        unmask: bool = False,
+        actor: str = "system",
+    ) -> list[dict[str, Any]]:
+        """Registered bindings, newest first, of one account or all, in one status or any; account and
+        device ids masked unless ``unmask`` (audited)."""
+        if status not in (None, "active", "ended", "revoked"):
+            raise _invalid("status", "is one of active, ended, revoked")
+        if limit < 1:
+            raise _invalid("limit", "must be at least 1")
+        if unmask:
+            self.audit_view(actor, "devices", {"account_id": mask(account_id), "status": status, "limit": limit})
+        found = [
+            r
+            for r in reversed(self.registry.records())
+            if (account_id is None or r.account_id == account_id) and (status is None or r.status == status)
+        ]
+        return [self._view(r, unmask=unmask, device=unmask) for r in found[:limit]]
+
     def audit_view(self, actor: str, target: str, details: dict[str, Any]) -> None:
         """Records that ``actor`` saw unmasked account ids of ``target`` (waits until it is stored)."""
         row = (self.wall(), actor[:64], "device.view", target, _details(details))
         self._wait(self._submit([self.registry.audit_step(row)]), "audit entry")
 
-    def _view(self, record: KeyRecord, *, unmask: bool) -> dict[str, Any]:
+    def _view(self, record: KeyRecord, *, unmask: bool, device: bool = True) -> dict[str, Any]:
+        """A binding as shown: account ids masked unless ``unmask``, the device id unless ``device``."""
         view = record.view()
         if not unmask:
             view["account_id"] = mask(record.account_id)
             view["rebound_from"] = mask(record.rebound_from)
+        if not device:
+            view["device_id"] = mask(record.device_id)
         return view
 
     # ------------------------------------------------------------------ decisions
