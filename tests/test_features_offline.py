@@ -54,6 +54,8 @@ SPECS = [
     spec("n_coarse", "count", window="1h", granularity="30m"),
     spec("n_failed", "count", when=FAILED_LOGINS, include_current=False),
     spec("n_big", "count", when="event.amount > 500.0"),
+    spec("n_late_minutes", "count", when="event.occurred_at.getMinutes() >= 20 && event.account_id != 'a3'"),
+    spec("sum_app", "sum", field="amount", when='event.attributes.channel_hint == "app" || event.device_id == "d2"'),
     spec("sum_amt", "sum", field="amount"),
     spec("sum_tr_excl", "sum", field="amount", when=TRANSFERS, include_current=False),
     spec("min_amt", "min", field="amount", window="30m", granularity="1m"),
