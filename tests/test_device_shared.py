@@ -110,6 +110,16 @@ def test_bindings_and_revocations_reach_the_other_worker(
     b.refresh()
     assert device_vars(b, phone.sign(transfer("s1", occurred_at=at(1))))["device.failure"] == codes.KEY_REVOKED
     assert a.audit.recent(action="device.revoke")
+    # revoked on A between B's polls: B's signed decision is refused when it is written, then named
+    other = DeviceClient("acc-2", "dev-2", InProcessTransport(b.devices), authority=authority)
+    other.register(occurred_at=LONG_AGO)
+    a.devices.revoke(other.key_id, actor="test")
+    late = other.sign(transfer("s2", account_id="acc-2", device_id="dev-2", occurred_at=at(2)))
+    with pytest.raises(Unavailable):
+        b.decide(late)
+    assert device_vars(b, late)["device.failure"] == codes.KEY_REVOKED
+    revoked = b.devices.registry.current(other.key_id)
+    assert revoked is not None and revoked.status == "revoked" and isinstance(revoked.ended_at, datetime)
     # one key, bound by two workers at once to two accounts: the database keeps the first
     key = ec.generate_private_key(ec.SECP256R1())
     first = DeviceClient("acc-7", "dev-7", InProcessTransport(a.devices), authority=authority, key=key)

@@ -203,6 +203,13 @@ class DeviceRegistry:
         self._networks: dict[str, list[tuple[float, str]]] = {}  # registrations, by time
         self._fingerprints: dict[str, set[str]] = {}  # registered fingerprint → devices
         self._refreshed: datetime | None = None  # when the last load or refresh began (DB-independent clock)
+        # a signed decision's step: advance the counter if it is still below (or it is this event again)
+        self._advance = self.sql(
+            "UPDATE device_keys SET counter = ?, last_event = ?, last_used_at = ?, "
+            "fingerprint_changes = fingerprint_changes + ? WHERE id = ? AND status = 'active' "
+            "AND (counter < ? OR (counter = ? AND (last_event = ? OR ? = 1)))"
+        )
+        self._stored = self.sql("SELECT status, counter, last_event, ended_at FROM device_keys WHERE id = ?")
 
     # ------------------------------------------------------------------ loading and merging
     def load(self, now: datetime) -> int:
@@ -404,13 +411,7 @@ class DeviceRegistry:
         """Advances the stored counter to ``counter`` for ``event_id`` if it is still below it (or it is
         this event again; a WebAuthn authenticator without a counter stays at 0); otherwise refuses,
         after bringing the index up to what is stored."""
-        sql = self.sql
-        advance = sql(
-            "UPDATE device_keys SET counter = ?, last_event = ?, last_used_at = ?, "
-            "fingerprint_changes = fingerprint_changes + ? WHERE id = ? AND status = 'active' "
-            "AND (counter < ? OR (counter = ? AND (last_event = ? OR ? = 1)))"
-        )
-        stored = sql("SELECT status, counter, last_event, ended_at FROM device_keys WHERE id = ?")
+        sql, advance, stored = self.sql, self._advance, self._stored
         counterless = 1 if record.scheme == "webauthn" and counter == 0 else 0
         used_at, changes = sql.time(when), int(fingerprint_changed)
 
@@ -425,10 +426,11 @@ class DeviceRegistry:
                 if row is None:
                     raise DeviceRefused(codes.UNKNOWN_KEY, "the key's binding was not stored")
                 status, stored_counter, last_event, ended_at = row
-                record.counter, record.last_event = int(stored_counter), last_event
+                if int(stored_counter) >= record.counter:
+                    record.counter, record.last_event = int(stored_counter), last_event
                 if status != "active":
                     if record.status == "active":
-                        self._end(record, ended_at, status)
+                        self._end(record, sql.read_time(ended_at), status)
                     raise DeviceRefused(codes.KEY_REVOKED if status == "revoked" else codes.KEY_ACCOUNT_MISMATCH)
             raise DeviceRefused(codes.COUNTER_REGRESSION, "a higher counter was accepted on another worker")
 

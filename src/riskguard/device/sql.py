@@ -24,3 +24,11 @@ class Sql:
             return None
         value = value.astimezone(UTC)
         return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.dialect == "sqlite" else value
+
+    def read_time(self, value: str | datetime | None) -> datetime | None:
+        """A time the driver read back (SQLite: the stored text) as an aware UTC datetime."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
