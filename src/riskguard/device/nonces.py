@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
+import os
 import struct
 import threading
 import time
@@ -61,6 +61,25 @@ return false
 """
 
 Step = Callable[[Any], None]
+POOL_BYTES = 4096
+
+
+class RandomPool:
+    """Random bytes from ``os.urandom``, read 4 KiB at a time.
+
+    Nonces and consumer ids are public values: slices of one read are as random as separate reads, and
+    a system call per nonce is saved (under load, each one is a chance to lose the CPU)."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bytes:
+        with self._lock:
+            if len(self._pool) < size:
+                self._pool = os.urandom(max(POOL_BYTES, size))
+            out, self._pool = self._pool[:size], self._pool[size:]
+        return out
 
 
 class _Parsed:
@@ -97,6 +116,7 @@ class NonceStore:
         self._used: dict[bytes, str] = {}  # id tag → consumer, uses seen by this process
         self._order: deque[tuple[float, bytes]] = deque()  # (forget after, id tag)
         self._lock = threading.Lock()
+        self.random = RandomPool()
 
     def __len__(self) -> int:
         return len(self._used)
@@ -105,7 +125,7 @@ class NonceStore:
     def issue(self, digest: bytes) -> tuple[bytes, datetime]:
         """A fresh nonce for ``digest`` and when it expires."""
         issued = self.clock()
-        head = _HEAD.pack(VERSION, int(issued * 1000)) + secrets.token_bytes(self.size)
+        head = _HEAD.pack(VERSION, int(issued * 1000)) + self.random.take(self.size)
         nonce = head + self._tag(_ID, head) + self._tag(_DIGEST, head + digest)
         return nonce, datetime.fromtimestamp(int(issued * 1000) / 1000 + self.ttl, UTC)
 

@@ -257,7 +257,7 @@ class DeviceService:
             raise ConfigError("this device service evaluates only (it was built without a writer)")
         nonce = unb64(request.nonce, field="nonce")
         digest = registration_digest(request.account_id, request.device_id)
-        consumer = "register:" + secrets.token_hex(8)  # a registration never reuses a nonce, even its own
+        consumer = "register:" + self.nonces.random.take(8).hex()  # a registration never reuses a nonce
         reason, nonce_step = self._consume(nonce, digest, consumer)
         if reason is not None:
             raise DeviceRefused(reason)
