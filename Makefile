@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python bench/decision.py
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/trace.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
