@@ -13,9 +13,9 @@ How records are tied (every tie is kept as evidence):
    (a refund account, or the payee of a fee paid soon after: ``complaint_fee_days`` /
    ``loan_fee_days``, a share of the disputed or borrowed amount within ``fee_share``), an attachment's
    digest, the submitting device, and (applications) the address. Joined records form components.
-2. **A ring** is a component spanning at least ``min_customers`` customers, tied by at least two kinds of
-   identifier, or by one kind across ``single_kind_customers`` customers or more (a household that
-   shares one phone or device is not a ring).
+2. **A ring** is a component spanning ``single_kind_customers`` customers or more, or at least
+   ``min_customers`` customers tied by two kinds of identifier that each tie ``min_customers`` of them (a
+   household that shares a device, and a relative's phone as a contact, is not a ring).
 3. **Text and timing.** A record left outside every ring joins the ring of the ring member whose text is
    most alike (exact Jaccard at least ``attach_similarity``), filed within ``attach_window_hours`` of it:
    an agent filing from a customer's own phone still files the agent's template in the agent's burst.
@@ -143,7 +143,7 @@ class ComplaintAnalyzer:
         self.uid: list[int] = []
         self.links = Groups()
         self.customers: dict[int, set[str]] = {}
-        self.kinds: dict[int, set[str]] = {}
+        self.kinds: dict[int, dict[str, set[str]]] = {}  # per root: identifier kind → customers it ties
         self.first: dict[int, int] = {}
         self.idents: dict[tuple[str, str], Timeline] = {}
         self.fee_idents: dict[int, list[tuple[str, str]]] = {}
@@ -164,9 +164,10 @@ class ComplaintAnalyzer:
     # ------------------------------------------------------------------ rings
     def is_ring(self, root: int) -> bool:
         customers = len(self.customers[root])
-        return customers >= self.config.min_customers and (
-            len(self.kinds[root]) >= 2 or customers >= self.config.single_kind_customers
-        )
+        if customers >= self.config.single_kind_customers:
+            return True
+        least = self.config.min_customers
+        return customers >= least and sum(1 for tied in self.kinds[root].values() if len(tied) >= least) >= 2
 
     def ring_of(self, rid: int) -> int | None:
         """The root of the ring ``rid`` belongs to (by identifiers, else by text and timing), if any."""
@@ -261,7 +262,7 @@ class ComplaintAnalyzer:
         self.rid_of[record.event_id] = rid
         self.links.add()
         self.customers[rid] = {record.account}
-        self.kinds[rid] = set()
+        self.kinds[rid] = {}
         self.first[rid] = rid
         self._timeline(self.by_account, record.account).add(record.at_ms, rid)
         if record.ip:
@@ -288,21 +289,24 @@ class ComplaintAnalyzer:
 
     def _union(self, a: int, b: int, kind: str) -> None:
         ra, rb = self.links.find(a), self.links.find(b)
+        pair = {self.owner[a], self.owner[b]}
         if ra != rb:
             was = {r: self.is_ring(r) for r in (ra, rb)}
             before = {r: list(self.links.members[r]) for r in (ra, rb) if not was[r]}
             root = self.links.union(ra, rb)
             other = rb if root == ra else ra
             self.customers[root] |= self.customers.pop(other)
-            self.kinds[root] |= self.kinds.pop(other)
+            kinds = self.kinds[root]
+            for name, tied in self.kinds.pop(other).items():
+                kinds.setdefault(name, set()).update(tied)
+            kinds.setdefault(kind, set()).update(pair)
             self.first[root] = min(self.first[root], self.first.pop(other), key=self._order)
-            self.kinds[root].add(kind)
             if self.is_ring(root):
                 for members in before.values():
                     self._newly.extend(members)
-        elif kind not in self.kinds[ra]:
+        elif not pair <= self.kinds[ra].get(kind, set()):
             was_ring = self.is_ring(ra)
-            self.kinds[ra].add(kind)
+            self.kinds[ra].setdefault(kind, set()).update(pair)
             if not was_ring and self.is_ring(ra):
                 self._newly.extend(self.links.members[ra])
 
@@ -581,10 +585,13 @@ class ComplaintAnalyzer:
         for root in self.links.roots():
             members = self.links.members[root]
             self.customers[root] = {self.records[m].account for m in members}
-            self.kinds[root] = set()
+            self.kinds[root] = {}
             self.first[root] = min(members, key=self._order)
-        for rid, kind in zip(edges["rid"].to_list(), edges["kind"].to_list(), strict=True):
-            self.kinds[root_of[int(labels[rid])]].add(kind)
+        owner = self.owner
+        for rid, prev, kind in zip(
+            edges["rid"].to_list(), edges["prev"].to_list(), edges["kind"].to_list(), strict=True
+        ):
+            self.kinds[root_of[int(labels[rid])]].setdefault(kind, set()).update((owner[rid], owner[prev]))
         self.idents = {}
         grouped = frame.group_by("kind", "value", maintain_order=True).agg("at", "rid")
         for kind, value, times, rids in grouped.iter_rows():
