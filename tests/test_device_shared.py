@@ -215,3 +215,28 @@ def test_an_altered_nonce_is_never_accepted(position: int, bit: int) -> None:
     assert store.check(altered, digest, "e1") in (codes.NONCE_UNKNOWN, codes.DIGEST_MISMATCH)
     assert store.check(nonce, bytes([1]) + digest[1:], "e1") == codes.DIGEST_MISMATCH
     assert NonceStore(b"x" * 32, clock=lambda: 1_000.0).check(nonce, digest, "e1") == codes.NONCE_UNKNOWN
+
+
+def test_a_queued_registration_is_stored_as_registered(guard: RiskGuard, authority: TestAuthority) -> None:
+    """Decisions made before a queued registration is written do not leak into its row."""
+    from riskguard.events.validate import parse_event_obj
+
+    guard.devices.configure(trust_config(authority))
+    started, gate = threading.Event(), threading.Event()
+
+    def hold(_cursor: Any) -> None:
+        started.set()
+        gate.wait(10)
+
+    guard.writer.submit(WriteRequest(steps=[hold]))  # the writer is busy until the gate opens
+    assert started.wait(10)
+    transport = InProcessTransport(guard.devices, durable=False)
+    phone = DeviceClient("acc-1", "dev-1", transport, authority=authority)
+    assert phone.register(occurred_at=LONG_AGO)["registered"]
+    submitted = [guard.submit(parse_event_obj(phone.sign(transfer(f"q{i}", occurred_at=at(i))))) for i in (1, 2)]
+    gate.set()
+    transport.settle()
+    assert all(s.ticket.wait(10) and s.ticket.error is None for s in submitted)
+    assert all(s.body["explain"]["variables"]["device.signature_ok"] for s in submitted)
+    with guard.engine.connect() as connection:
+        assert tuple(connection.execute(select(device_keys.c.counter, device_keys.c.last_event)).one()) == (2, "q2")

@@ -341,13 +341,14 @@ class DeviceRegistry:
         bound = sql("SELECT account_id, device_id FROM device_keys WHERE key_id = ? AND status = 'active'")
         write_audit = self.audit_step(audit) if audit is not None else None
         stamp = sql.time(now)
+        row_values = _row_values(record, sql, now)  # now: decisions may advance its counter before it is written
 
         def store_binding(cursor: Any) -> None:
             if ends is not None:
                 cursor.execute(end, (stamp, stamp, ends.id))
                 if cursor.rowcount != 1:
                     raise DeviceRefused(codes.KEY_BOUND_TO_OTHER_ACCOUNT, "changed on another worker", status=409)
-            cursor.execute(insert, _row_values(record, sql, now))
+            cursor.execute(insert, row_values)
             row = cursor.fetchone()
             if row is None:
                 cursor.execute(bound, (record.key_id,))
