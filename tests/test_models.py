@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,7 +15,8 @@ from riskguard.app import RiskGuard
 from riskguard.config import Settings
 from riskguard.decision.warnings import WarningCatalogue
 from riskguard.errors import StrategyError
-from riskguard.models.inputs import load_feature_set, matrix
+from riskguard.events.schema import Event
+from riskguard.models.inputs import load_feature_set, matrix, vector
 from riskguard.models.serving import LoadedModel
 from riskguard.models.train import train, write
 from riskguard.models.trees import TreeEnsemble
@@ -167,3 +169,35 @@ def test_a_strategy_reads_model_score_and_shows_reason_codes(
         assert "model.score" not in other["explain"]["variables"]
     finally:
         guard.close()
+
+
+RELATIVE = """
+features:
+  - {name: account_avg_7d, entity: account_id, aggregate: avg, field: amount, window: 7d}
+  - {name: account_out_7d, entity: account_id, aggregate: sum, field: amount, window: 7d, include_current: false}
+inputs: [amount, amount/account_avg_7d, amount/account_out_7d, hour]
+"""
+
+
+def test_amount_relative_to_a_feature_is_the_same_online_and_in_bulk(world: Path) -> None:
+    feature_set = load_feature_set(RELATIVE).with_types(["payment"])
+    assert feature_set.input_names() == [
+        "account_avg_7d", "account_out_7d", "amount", "amount/account_avg_7d", "amount/account_out_7d", "hour"
+    ]  # fmt: skip
+    history = load_history(world)
+    features = replay_features(history, feature_set.model_features)
+    x = matrix(feature_set, features, history.events)
+    amount, average, earlier = x[:, 2], x[:, 0], x[:, 1]
+    usable = ~np.isnan(amount) & (average > 0)
+    assert usable.sum() > 100
+    assert np.allclose(x[usable, 3], amount[usable] / average[usable], rtol=1e-12)
+    assert np.isnan(x[earlier == 0, 4]).all() and np.isnan(x[np.isnan(amount), 3]).all()
+    rows = read_events(world).to_dicts()
+    for index in [*np.flatnonzero(usable)[:40], *np.flatnonzero(earlier == 0)[:10]]:
+        assert rows[index]["event_id"] == history.events.column("event_id")[int(index)]
+        event = msgspec.convert(envelope(rows[index]), Event, strict=False)
+        values = {name: features.get_column(name)[int(index)] for name in ("account_avg_7d", "account_out_7d")}
+        assert np.array_equal(vector(feature_set, values, event)[0], x[index], equal_nan=True)
+    for bad in ("amount/nothing", "amount/", "speed"):
+        with pytest.raises(StrategyError, match="inputs"):
+            load_feature_set(RELATIVE.replace("amount/account_out_7d", bad))

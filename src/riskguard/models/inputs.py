@@ -11,7 +11,9 @@ A feature set is a strategy document (its ``features:``) or a plain YAML documen
     types: [payment, transfer, withdrawal]  # events the model scores (default: money-moving types present)
 
 Inputs: ``amount`` (the event amount as a double; missing = NaN), ``hour`` and ``weekday`` (0 = Monday)
-of ``occurred_at`` in ``timezone``, ``type`` (one 0/1 input per scored type). Published features have no
+of ``occurred_at`` in ``timezone``, ``type`` (one 0/1 input per scored type), and ``amount/FEATURE``: the
+event amount divided by one of the set's features (e.g. ``amount/card_avg_30d``, the amount relative to
+the customer's usual; NaN where either is missing or the feature is 0). Published features have no
 offline values and are left out.
 """
 
@@ -80,8 +82,16 @@ def load_feature_set(source: str) -> FeatureSet:
             raise StrategyError(f"features[{index}]: a feature named {spec.name!r} is declared twice")
         names.add(spec.name)
     inputs = raw.get("inputs", list(EVENT_INPUTS))
-    if not isinstance(inputs, list) or any(i not in EVENT_INPUTS for i in inputs):
-        raise StrategyError(f"inputs: a list among {', '.join(EVENT_INPUTS)}")
+    if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+        raise StrategyError(f"inputs: a list among {', '.join(EVENT_INPUTS)} and amount/FEATURE")
+    for item in inputs:
+        if item in EVENT_INPUTS:
+            continue
+        base = _relative_to(item)
+        if base is None:
+            raise StrategyError(f"inputs: {item!r} is not one of {', '.join(EVENT_INPUTS)} or amount/FEATURE")
+        if base not in {s.name for s in specs if s.aggregate != "published"}:
+            raise StrategyError(f"inputs: {item!r} divides by {base!r}, which is not a declared feature")
     timezone = str(raw.get("timezone", "UTC"))
     try:
         ZoneInfo(timezone)
@@ -91,6 +101,17 @@ def load_feature_set(source: str) -> FeatureSet:
     if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
         raise StrategyError("types: a list of event types")
     return FeatureSet(str(raw.get("name", "features")), specs, list(inputs), timezone, list(types), source)
+
+
+def _relative_to(item: str) -> str | None:
+    """The feature an ``amount/FEATURE`` input divides by (None for any other input)."""
+    head, _, base = item.partition("/")
+    return base if head == "amount" and base else None
+
+
+def _divide(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(bottom != 0, top / np.where(bottom != 0, bottom, 1.0), np.nan)
 
 
 def _number(value: Any) -> float:
@@ -103,9 +124,12 @@ def vector(feature_set: FeatureSet, features: dict[str, Any], event: Event) -> n
     """One event's inputs, online (``features``: the pipeline's feature values)."""
     out = [_number(features.get(s.name)) for s in feature_set.model_features]
     local: datetime | None = None
+    amount = np.nan if event.amount is None else float(event.amount)
     for item in feature_set.inputs:
         if item == "amount":
-            out.append(np.nan if event.amount is None else float(event.amount))
+            out.append(amount)
+        elif (base := _relative_to(item)) is not None:
+            out.append(float(_divide(np.array([amount]), np.array([_number(features.get(base))]))[0]))
         elif item in ("hour", "weekday"):
             local = local or event.occurred_at.astimezone(ZoneInfo(feature_set.timezone))
             out.append(float(local.hour if item == "hour" else local.weekday()))
@@ -117,27 +141,27 @@ def vector(feature_set: FeatureSet, features: dict[str, Any], event: Event) -> n
 def matrix(feature_set: FeatureSet, features: pl.DataFrame, events: Events) -> np.ndarray:
     """Every event's inputs, in bulk (``features``: offline_features' frame, row-aligned with events)."""
     columns: list[np.ndarray] = []
+    by_name: dict[str, np.ndarray] = {}
     for spec in feature_set.model_features:
         if spec.name not in features.columns:
-            columns.append(np.full(len(events), np.nan))
-            continue
-        series = features.get_column(spec.name)
-        if series.dtype == pl.Object:
-            columns.append(np.array([_number(v) for v in series.to_list()], dtype=np.float64))
+            column = np.full(len(events), np.nan)
         else:
-            columns.append(series.cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64))
+            series = features.get_column(spec.name)
+            if series.dtype == pl.Object:
+                # Decimal or None per row: numpy converts both (None -> NaN) in one C loop
+                column = np.array(series.to_list(), dtype=np.float64)
+            else:
+                column = series.cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64)
+        by_name[spec.name] = column
+        columns.append(column)
     local = None
+    amount: np.ndarray | None = None
     for item in feature_set.inputs:
-        if item == "amount":
-            amounts = events.column("amount")
-            distinct = amounts.unique()
-            table = pl.DataFrame(
-                {"amount": distinct, "_v": [np.nan if a is None else float(Decimal(a)) for a in distinct.to_list()]}
-            )
-            joined = pl.DataFrame({"amount": amounts}).join(
-                table, on="amount", how="left", maintain_order="left", nulls_equal=True
-            )
-            columns.append(joined.get_column("_v").to_numpy().astype(np.float64))
+        if item == "amount" or _relative_to(item) is not None:
+            if amount is None:
+                amount = _amounts(events)
+            base = _relative_to(item)
+            columns.append(amount if base is None else _divide(amount, by_name[base]))
         elif item in ("hour", "weekday"):
             if local is None:
                 local = pl.Series(events.t_us).cast(pl.Datetime("us", "UTC")).dt.convert_time_zone(feature_set.timezone)
@@ -149,3 +173,16 @@ def matrix(feature_set: FeatureSet, features: pl.DataFrame, events: Events) -> n
     if not columns:
         return np.zeros((len(events), 0))
     return np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
+
+
+def _amounts(events: Events) -> np.ndarray:
+    """The events' amounts as doubles (NaN where missing), converting each distinct text once."""
+    amounts = events.column("amount")
+    distinct = amounts.unique()
+    table = pl.DataFrame(
+        {"amount": distinct, "_v": [np.nan if a is None else float(Decimal(a)) for a in distinct.to_list()]}
+    )
+    joined = pl.DataFrame({"amount": amounts}).join(
+        table, on="amount", how="left", maintain_order="left", nulls_equal=True
+    )
+    return joined.get_column("_v").to_numpy().astype(np.float64)

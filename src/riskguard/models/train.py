@@ -6,7 +6,8 @@ and a model card — written as one version directory.
   known), so the model sees in training exactly what it will see in production.
 - **Split** by time: the earliest ``1 - validation_share`` of the scored events train, the latest validate
   (early stopping, calibration and the card's metrics); no shuffling, no event in both.
-- **Class imbalance**: positives weighted by ``min(negatives / positives, 100)`` (``scale_pos_weight``).
+- **Class imbalance**: positives weighted by ``min(negatives / positives, 100)`` (``scale_pos_weight``;
+  ``params`` may set another weight).
 - **Calibration**: Platt scaling of the raw score on the validation split, so ``model.score`` is a
   probability in percent; monotone, so it never changes the ranking.
 """
@@ -121,7 +122,7 @@ def train(
     if y_train.sum() == 0:
         raise _fail("no fraud-labelled events in the training part of the window")
     negatives, positives = int((y_train == 0).sum()), int(y_train.sum())
-    settings = {**PARAMS, **(params or {}), "scale_pos_weight": min(negatives / positives, 100.0)}
+    settings = {**PARAMS, "scale_pos_weight": min(negatives / positives, 100.0), **(params or {})}
     names = feature_set.input_names()
     train_set = lightgbm.Dataset(x[train_rows], y_train, feature_name=names, free_raw_data=True)
     callbacks = []
