@@ -414,10 +414,11 @@ class DeviceRegistry:
         after bringing the index up to what is stored."""
         sql, advance, stored = self.sql, self._advance, self._stored
         counterless = 1 if record.scheme == "webauthn" and counter == 0 else 0
-        used_at, changes = sql.time(when), int(fingerprint_changed)
+        changes = int(fingerprint_changed)
 
-        def advance_counter(cursor: Any) -> None:  # the id is read now: a binding stored earlier in this batch
-            values = (counter, event_id, used_at, changes, record.id, counter, counter, event_id, counterless)
+        def advance_counter(cursor: Any) -> None:  # in the writer's thread; the id is read now (a binding
+            # stored earlier in this batch has one by now)
+            values = (counter, event_id, sql.time(when), changes, record.id, counter, counter, event_id, counterless)
             cursor.execute(advance, values)
             if cursor.rowcount == 1:
                 return
