@@ -33,7 +33,7 @@ def agent_complaint(i: int, **attributes: Any) -> dict[str, Any]:
         "occurred_at": f"2026-11-20T02:{10 + 3 * i:02d}:00Z",
         "account_id": f"cust-{i}",
         "phone": f"+86139000000{i:02d}",
-        "device_id": f"agent-dev-{i % 2}",
+        "device_id": "agent-phone-1",
         "amount": "20000.00",
         "currency": "CNY",
         "attributes": {"text": TEXT.format(20000 + i), "contact_phone": AGENT_PHONE, **attributes},

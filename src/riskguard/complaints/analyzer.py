@@ -146,6 +146,7 @@ class ComplaintAnalyzer:
         self.kinds: dict[int, dict[str, set[str]]] = {}  # per root: identifier kind → customers it ties
         self.first: dict[int, int] = {}
         self.idents: dict[tuple[str, str], Timeline] = {}
+        self.ident_owners: dict[tuple[str, str], set[str]] = {}  # the customers filed under an identifier
         self.fee_idents: dict[int, list[tuple[str, str]]] = {}
         self.fee_links = 0  # fees tied so far
         self.by_account: dict[str, Timeline] = {}
@@ -280,12 +281,44 @@ class ComplaintAnalyzer:
         return found
 
     def _link(self, rid: int, ident: tuple[str, str]) -> None:
+        """Files ``rid`` under identifier ``ident``. An identifier ties records only once it is shared by
+        ``min_customers`` customers (a hub): a device or phone two customers share (a household, or a
+        customer's own phone an agent once borrowed) ties nobody, so it cannot join two agents' rings."""
         record = self.records[rid]
         timeline = self._timeline(self.idents, ident)
+        timeline.add(record.at_ms, rid)
+        owners = self.ident_owners.setdefault(ident, set())
+        was_hub = len(owners) >= self.config.min_customers
+        owners.add(record.account)
+        if len(owners) < self.config.min_customers:
+            return
+        if not was_hub:  # it has just become a hub: tie its whole timeline
+            for a, b in self._chain(timeline):
+                self._union(a, b, ident[0])
+            return
         for other in timeline.nearest_other(record.at_ms, self._link_window, self.owner, record.account):
             if other is not None:
                 self._union(rid, other, ident[0])
-        timeline.add(record.at_ms, rid)
+
+    def _chain(self, timeline: Timeline) -> list[tuple[int, int]]:
+        """The ties within an identifier's timeline: each record with the nearest record of another
+        customer before and after it, within the link window (what ``add`` makes one record at a time)."""
+        runs: list[list[int]] = []
+        for rid in timeline.rids:
+            if runs and self.owner[runs[-1][-1]] == self.owner[rid]:
+                runs[-1].append(rid)
+            else:
+                runs.append([rid])
+        at = [self.records[r].at_ms for r in timeline.rids]
+        when = dict(zip(timeline.rids, at, strict=True))
+        out = []
+        for i, run in enumerate(runs):
+            for rid in run:
+                if i and when[rid] - when[runs[i - 1][-1]] <= self._link_window:
+                    out.append((rid, runs[i - 1][-1]))
+                if i + 1 < len(runs) and when[runs[i + 1][0]] - when[rid] <= self._link_window:
+                    out.append((rid, runs[i + 1][0]))
+        return out
 
     def _union(self, a: int, b: int, kind: str) -> None:
         ra, rb = self.links.find(a), self.links.find(b)
@@ -450,15 +483,21 @@ class ComplaintAnalyzer:
                     },
                 )
             )
-        elif len(self.customers[root]) > 1:
-            family = len(self.customers[root]) == 2 and len(self.kinds[root]) == 1  # e.g. a household's phone
-            signals.append(
-                Signal(
-                    "shared_identifier",
-                    WEIGHTS["shared_with_one"] if family else WEIGHTS["shared_identifier"],
-                    {"customers": len(self.customers[root]), "tied_by": sorted(self.kinds[root])},
+        else:
+            shared = {
+                kind: len(self.ident_owners.get((kind, value), ()))
+                for kind, value in self.identifiers(rid)
+                if len(self.ident_owners.get((kind, value), ())) > 1
+            }
+            if shared:
+                family = max(shared.values()) == 2 and len(shared) == 1  # e.g. a household's device
+                signals.append(
+                    Signal(
+                        "shared_identifier",
+                        WEIGHTS["shared_with_one"] if family else WEIGHTS["shared_identifier"],
+                        {"customers": max(shared.values()), "tied_by": sorted(shared)},
+                    )
                 )
-            )
         if record.contact_is_third_party:
             # an application's contact is often a relative (an emergency contact): half the weight
             weight = WEIGHTS["contact_not_registered"] * (0.5 if record.kind == "loan_application" else 1.0)
@@ -549,6 +588,16 @@ class ComplaintAnalyzer:
             at=pl.lit(pl.Series(ats)).gather(pl.col("rid")), account=accounts.gather(frame["rid"])
         )
         frame = frame.sort("kind", "value", "at", "rid")
+        owners = frame.group_by("kind", "value").agg(pl.col("account").unique())
+        self.ident_owners = {
+            (kind, value): set(accounts) for kind, value, accounts in owners.iter_rows() if len(accounts) > 1
+        }
+        for kind, value, accounts in owners.iter_rows():
+            if len(accounts) == 1:
+                self.ident_owners[(kind, value)] = set(accounts)
+        idents_frame = frame
+        hubs = owners.filter(pl.col("account").list.len() >= self.config.min_customers).select("kind", "value")
+        frame = frame.join(hubs, on=["kind", "value"], how="semi")
         # runs of one customer's records within an identifier's timeline; each record is tied to the
         # last record of the run before and the first of the run after (the nearest other customers')
         group = pl.struct("kind", "value")
@@ -593,7 +642,7 @@ class ComplaintAnalyzer:
         ):
             self.kinds[root_of[int(labels[rid])]].setdefault(kind, set()).update((owner[rid], owner[prev]))
         self.idents = {}
-        grouped = frame.group_by("kind", "value", maintain_order=True).agg("at", "rid")
+        grouped = idents_frame.group_by("kind", "value", maintain_order=True).agg("at", "rid")
         for kind, value, times, rids in grouped.iter_rows():
             self.idents[(kind, value)] = Timeline(times, rids)
 
