@@ -6,7 +6,6 @@ the audit log (``device.view``) first. ``revoke`` is audited too (``device.revok
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from enum import StrEnum
@@ -29,24 +28,22 @@ class Status(StrEnum):
 Unmask = Annotated[bool, typer.Option("--unmask", help="Show account and device ids (written to the audit log)")]
 
 
-def _errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """cli/main.py's ``_errors``: riskguard's errors as one line and exit status 2, never a traceback."""
+def _with_guard(action: Callable[[Any], Any]) -> Any:
+    """``action(guard)`` on a RiskGuard of the configured database, through cli/main.py's ``_errors`` (a
+    riskguard error is one line and exit status 2); imported when run, as cli/main.py imports this module."""
+    from riskguard.cli.main import _errors, _guard
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from riskguard.cli.main import _errors as shared
+    def run() -> Any:
+        guard = _guard()
+        try:
+            return action(guard)
+        finally:
+            guard.close()
 
-        return shared(command)(*args, **kwargs)
-
-    return wrapper
-
-
-def _print(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    return _errors(run)()
 
 
 @app.command("list")
-@_errors
 def list_keys(
     account: Annotated[str | None, typer.Option(help="Only this account's keys")] = None,
     status: Annotated[Status | None, typer.Option(help="Only keys in this status (default: any)")] = None,
@@ -54,60 +51,50 @@ def list_keys(
     unmask: Unmask = False,
 ) -> None:
     """List registered keys, newest first: key id, device, account, provider, attestation, status, counter."""
-    from riskguard.cli.main import ACTOR, _guard
+    from riskguard.cli.main import ACTOR
 
-    guard = _guard()
-    try:
-        chosen = status.value if status is not None else None
-        keys = guard.devices.keys(account_id=account, status=chosen, limit=limit, unmask=unmask, actor=ACTOR)
-    finally:
-        guard.close()
+    chosen = status.value if status is not None else None
+    keys = _with_guard(
+        lambda guard: guard.devices.keys(account_id=account, status=chosen, limit=limit, unmask=unmask, actor=ACTOR)
+    )
     for key in keys:
         typer.echo(json.dumps({name: key[name] for name in LISTED}, ensure_ascii=False, default=str))
     typer.echo(f"{len(keys)} key(s)" + ("" if unmask else "; ids masked (--unmask shows them, audited)"), err=True)
 
 
 @app.command("show")
-@_errors
 def show(
     ident: Annotated[str, typer.Argument(metavar="KEY_OR_DEVICE", help="A key id, or a device id")],
     account: Annotated[str | None, typer.Option(help="Also assess this account's trust in the device")] = None,
     unmask: Unmask = False,
 ) -> None:
     """Every binding of a key or a device, with the trust of an account on it (``--account``)."""
-    from riskguard.cli.main import ACTOR, _guard
+    from riskguard.cli.main import ACTOR
+    from riskguard.masking import mask
 
-    guard = _guard()
-    try:
-        service = guard.devices
-        record = service.registry.current(ident)
+    def look(guard: Any) -> dict[str, Any]:
+        record = guard.devices.registry.current(ident)
         device_id = record.device_id if record is not None else ident
-        found = service.get(device_id, account_id=account, unmask=unmask, actor=ACTOR)
-    finally:
-        guard.close()
-    if record is not None:
-        found["keys"] = [k for k in found["keys"] if k["key_id"] == ident]
-    if not unmask:
-        from riskguard.masking import mask
+        found: dict[str, Any] = guard.devices.get(device_id, account_id=account, unmask=unmask, actor=ACTOR)
+        if record is not None:
+            found["keys"] = [k for k in found["keys"] if k["key_id"] == ident]
+        return found
 
+    found = _with_guard(look)
+    if not unmask:
         found["device_id"] = mask(found["device_id"])
         for key in found["keys"]:
             key["device_id"] = found["device_id"]
-    _print(found)
+    typer.echo(json.dumps(found, indent=2, ensure_ascii=False, default=str))
 
 
 @app.command("revoke")
-@_errors
 def revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (from `riskguard devices list`)")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log)")] = "",
 ) -> None:
     """Revoke a key: its signatures fail with KEY_REVOKED on every worker within a poll (audited)."""
-    from riskguard.cli.main import ACTOR, _guard
+    from riskguard.cli.main import ACTOR
 
-    guard = _guard()
-    try:
-        key = guard.devices.revoke(key_id, actor=ACTOR, reason=reason)
-    finally:
-        guard.close()
+    key = _with_guard(lambda guard: guard.devices.revoke(key_id, actor=ACTOR, reason=reason))
     typer.echo(f"key {key['key_id']}: {key['status']}")
