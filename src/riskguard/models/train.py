@@ -41,7 +41,7 @@ PARAMS: dict[str, Any] = {
     "verbose": -1,
     "deterministic": True,
     "force_row_wise": True,
-    "num_threads": 2,
+    "num_threads": 1,  # beside a live service; and LightGBM's threads spin when cores are shared
     "seed": 1,
 }
 FRICTION_BUDGETS = (0.001, 0.005, 0.01)

@@ -18,6 +18,7 @@ Identifiers are masked (riskguard.masking) unless the caller may see them; unmas
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,17 @@ def _iso(t_us: int) -> str:
 def _compile(source: str) -> CompiledStrategy:
     from riskguard.config import Settings
     from riskguard.decision.warnings import WarningCatalogue
-    from riskguard.replay.service import compile_for_replay
 
     keys = WarningCatalogue.from_file(Settings.from_env().warnings_file).keys()
-    return compile_for_replay(source, keys, with_model=False)
+    return _compiled(source, frozenset(keys))
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(source: str, warning_keys: frozenset[str]) -> CompiledStrategy:
+    """Compiled once per strategy text (an investigator reviews many events against one strategy)."""
+    from riskguard.replay.service import compile_for_replay
+
+    return compile_for_replay(source, warning_keys, with_model=False)
 
 
 def _default_source() -> str:
