@@ -13,6 +13,7 @@ Usage: ``python bench/replay.py [--accounts 20000] [--days 14]``
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -52,14 +53,15 @@ def main() -> None:
     strategy = compile_for_replay(fifty_rules(STARTER.read_text(encoding="utf-8")), keys, with_model=False)
     history = load_history(args.out)
     n = len(history.events)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     decisions = decide(history, strategy)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     t = decisions.timings
     print(
         f"replay, {len(strategy.evaluated)} rules, {len(strategy.features)} features, {n:,} events: "
         f"{n / wall:,.0f} events/s ({wall:.1f} s: features {t['features_s']:.1f} s, stages {t['stages_s']:.1f} s, "
-        f"rules {t['rules_s']:.1f} s with {t['rule_evaluations']:,} CEL calls, outcome {t['outcome_s']:.1f} s)"
+        f"rules {t['rules_s']:.1f} s with {t['rule_evaluations']:,} CEL calls, outcome {t['outcome_s']:.1f} s); "
+        f"{n / cpu:,.0f} events per CPU-second; load average {os.getloadavg()[0]:.1f}"
     )
     # baseline: the same rules, one ExpressionSet call per event (features precomputed)
     features = replay_features(history, strategy.features)
