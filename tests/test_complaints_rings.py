@@ -196,3 +196,29 @@ def test_scan_command_prints_precision_and_recall_and_writes_masked_files(world:
     assert rings and all("*" in m["account_id"] for r in rings for m in r["evidence"]["members"])
     bad = CliRunner().invoke(app, ["complaints", "scan", str(tmp_path / "nothing")])
     assert bad.exit_code == 2 and "no Parquet event files" in bad.output
+
+
+def test_declared_agents_and_shared_documents() -> None:
+    analyzer = ComplaintAnalyzer()
+    declared = analyzer.add(
+        complaint(20, "with-lawyer", 0, text="我委托律师处理信用卡争议。", agent_name="李律师", power_of_attorney=True)
+    )
+    assert declared is not None and declared.route == VERIFY  # check the agent's ID and authorisation
+    assert declared.signals[0].detail == {"power_of_attorney": True}
+    for i in range(5):  # the same "hospital certificate" behind five customers' complaints, own phones
+        body = {
+            "event_id": f"doc-{i}",
+            "type": "complaint",
+            "occurred_at": f"2026-03-0{1 + i}T10:00:00+08:00",
+            "account_id": f"patient-{i}",
+            "phone": f"+8613{i:09d}",
+            "device_id": f"own-{i}",
+            "attributes": {
+                "text": f"第{i}位客户的独特投诉内容{'甲乙丙丁戊'[i] * 5}",
+                "attachment_hashes": ["SHA256:AB12"],
+            },
+        }
+        result = analyzer.add(from_fields(body))
+    assert result is not None and result.route == REVIEW and result.ring is not None
+    (ring,) = analyzer.rings()
+    assert ring.identifier_kinds == ["attachment"] and ring.customers == 5
