@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 import difflib
-import functools
 import getpass
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from riskguard.cli.errors import cli_errors
 from riskguard.cli.features import features_app
 from riskguard.complaints.cli import app as complaints_app
 from riskguard.consortium.cli import app as consortium_app
 from riskguard.device.cli import app as devices_app
-from riskguard.errors import RiskguardError
 from riskguard.graph.cli import graph_app
 from riskguard.replay import cli as replay_cli
 from riskguard.replay.cli import models_app
 from riskguard.tracing.cli import app as trace_app
 
-
-def _errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns riskguard's own errors into a one-line message and exit status 2, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except RiskguardError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
+_errors = cli_errors
 
 
 app = typer.Typer(

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from riskguard.cli.errors import cli_errors
 
 app = typer.Typer(
     help="Organised complaints and loan intermediaries: templated texts, shared contacts, suspected agent rings.",
@@ -19,16 +19,7 @@ app = typer.Typer(
 )
 
 
-def _errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """cli/main.py's ``_errors``: riskguard's errors as one line and exit status 2, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from riskguard.cli.main import _errors as shared
-
-        return shared(command)(*args, **kwargs)
-
-    return wrapper
+_errors = cli_errors
 
 
 def _print(data: Any) -> None:

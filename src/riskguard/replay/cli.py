@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import getpass
 import json
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from riskguard.errors import RiskguardError
+from riskguard.cli.errors import cli_errors
 
 ACTOR = f"cli:{getpass.getuser()}"
 models_app = typer.Typer(help="The model registry: list versions, show a model card.", no_args_is_help=True)
 
 
-def _errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except RiskguardError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
+_errors = cli_errors
 
 
 def _settings() -> Any:

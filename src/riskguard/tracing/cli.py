@@ -6,14 +6,14 @@ Identifiers are masked in everything printed; ``--json FILE`` writes the result 
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from riskguard.cli.errors import cli_errors
 
 app = typer.Typer(
     help="Trace victims' money through mule accounts, freeze what remains, plan returns, score mules.",
@@ -28,16 +28,7 @@ JsonOption = Annotated[Path | None, typer.Option("--json", help="Write the full 
 RevealOption = Annotated[bool, typer.Option(help="Write identifiers unmasked in --json (for a stop-payment request)")]
 
 
-def _errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The command behind cli/main.py's ``_errors``: riskguard's errors as one line, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from riskguard.cli.main import _errors as shared
-
-        return shared(command)(*args, **kwargs)
-
-    return wrapper
+_errors = cli_errors
 
 
 def _tracer(rule: str, max_hops: int, min_amount: str, rising_tide: bool, alerts: bool = True) -> Any:
