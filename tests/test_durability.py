@@ -126,3 +126,17 @@ def test_kill_9_under_load_loses_no_acknowledged_event(db_url: str, tmp_path: Pa
     finally:
         restarted.terminate()
         restarted.wait(10)
+
+
+def test_sigterm_shuts_down_in_order_and_writes_the_feature_snapshot(tmp_path: Path) -> None:
+    port = free_port()
+    process = start_server(f"sqlite:///{tmp_path / 'rg.db'}", port, tmp_path / "server.log")
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("POST", "/v1/decisions", json.dumps(transfer("t1")), {"content-type": "application/json"})
+        assert connection.getresponse().status == 200
+    finally:
+        process.terminate()
+        code = process.wait(30)
+    assert code == 0, (tmp_path / "server.log").read_text()[-2000:]
+    assert (tmp_path / "rg.features").exists()  # close() ran: the final snapshot is on disk

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import getpass
 import json
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -77,6 +78,10 @@ def _read(path: Path) -> str:
     return ""
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
 @app.command()
 @_errors
 def serve(
@@ -107,6 +112,10 @@ def serve(
         f"strategy {guard.live.name} v{guard.live.version}",
         err=True,
     )
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises it with the handler it found; with the
+    # default one the process would die before ``guard.close()`` (no final feature snapshot, no orderly
+    # writer shutdown). Raising SystemExit instead lets the ``finally`` below run.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(
             create_asgi(guard),
