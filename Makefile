@@ -31,6 +31,13 @@ bench: install
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/simulate.py
 	$(BIN)/python bench/trace.py
+	$(BIN)/python bench/features_offline.py
+	$(BIN)/python bench/device.py
+	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/consortium.py
+	$(BIN)/python bench/graph.py
+	$(BIN)/python bench/complaints.py
+	$(BIN)/python bench/fdh.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
