@@ -78,3 +78,49 @@ def test_an_unreadable_snapshot_is_set_aside_and_state_rebuilt(tmp_path: Path) -
 def test_where_the_snapshot_lives(url: str, setting: str, expected: Path | None) -> None:
     settings = Settings.from_env(environ={}, database_url=url, feature_snapshot_path=setting)
     assert settings.feature_snapshot == expected
+
+
+LABEL_AWARE = """
+name: label_aware
+version: 1
+features:
+  - {name: payee_frauds_30d, entity: counterparty_id, aggregate: count, window: 30d,
+     when: 'event.type == "label" && event.attributes.label == "fraud"'}
+rules:
+  - {id: known_fraud_payee, when: 'features.payee_frauds_30d >= 1', action: review, score: 60,
+     reason: The payee received money in a confirmed fraud}
+"""
+
+
+def _fraud(event_id: str, at: str) -> dict:
+    from datetime import datetime
+
+    return {
+        "event_id": event_id,
+        "entity_kind": None,
+        "entity_value": None,
+        "label": "fraud",
+        "source": "victim_report",
+        "typology": "telecom_fraud",
+        "note": None,
+        "labelled_at": datetime.fromisoformat(at),
+    }
+
+
+@pytest.mark.parametrize("snapshot", ["off", "auto"])
+def test_label_aware_features_survive_a_restart(tmp_path: Path, snapshot: str) -> None:
+    url = f"sqlite:///{tmp_path / 'rg.db'}"
+    settings = make_settings(url, feature_snapshot_path=snapshot)
+    with RiskGuard(settings, background=False) as rg:
+        rg.publish(LABEL_AWARE, actor="test")
+        rg.decide(transfer("f1", counterparty_id="mule-1", occurred_at="2026-11-25T10:00:00Z"))
+        if snapshot == "auto":
+            assert rg.snapshot_features()
+            rg._snapshots.wait()  # the label below is recorded after the snapshot: replayed on start
+        rg.add_labels([_fraud("f1", "2026-11-25T11:00:00+00:00")])
+        live = rg.decide(transfer("f2", counterparty_id="mule-1", occurred_at="2026-11-25T12:00:00Z"))
+        assert live["decision"] == "review"
+        rg._snapshots.path = None  # a crash: no snapshot at shutdown
+    with RiskGuard(settings, background=False) as rg:
+        after = rg.decide(transfer("f3", counterparty_id="mule-1", occurred_at="2026-11-25T12:30:00Z"))
+    assert after["decision"] == "review"  # the label was folded again, from the log or after the snapshot

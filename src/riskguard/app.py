@@ -289,9 +289,15 @@ class RiskGuard:
         started = time.perf_counter()
 
         def replay() -> Any:
+            from riskguard.replay.labels_online import counts_labels, label_events
+
             for _type, payload in self.events.stream_since(since):
                 event = from_stored(payload)
                 yield event, event_variables(event)
+            if counts_labels(self):  # label-aware features: each label from its labelled_at
+                rows = self.labels.since("labelled_at", since)
+                for event in label_events(self, rows, [row["id"] for row in rows]):
+                    yield event, event_variables(event)
             for outcome in self.events.outcomes_since(since):
                 event = self._outcome_event(
                     from_stored(outcome["payload"]), outcome["result"], outcome["method"], outcome["reported_at"]
@@ -316,6 +322,13 @@ class RiskGuard:
             event = from_stored(payload)
             engine.observe(engine.prepare(event, event_variables(event)))
             replayed += 1
+        from riskguard.replay.labels_online import counts_labels, label_events
+
+        if counts_labels(self):  # labels recorded since the snapshot
+            rows = self.labels.since("recorded_at", since)
+            for event in label_events(self, rows, [row["id"] for row in rows]):
+                engine.observe(engine.prepare(event, event_variables(event)))
+                replayed += 1
         for outcome in self.events.outcomes_recorded_since(since):
             event = self._outcome_event(
                 from_stored(outcome["payload"]), outcome["result"], outcome["method"], outcome["reported_at"]

@@ -40,6 +40,14 @@ class LabelRepository:
                 )
             ]
 
+    def since(self, column: str, moment: datetime) -> list[dict[str, Any]]:
+        """Labels whose ``labelled_at`` or ``recorded_at`` (``column``) is at or after ``moment``, in that
+        order (feature rebuilds fold them as label events)."""
+        at = labels.c[column]
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(labels).where(at >= moment).order_by(at, labels.c.id))
+            return [r._asdict() for r in rows]
+
     def for_entity(self, kind: str, value: str) -> list[dict[str, Any]]:
         with self._engine.connect() as connection:
             return [
