@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -172,6 +173,23 @@ def _scan_log(node: Node, forbidden: list[bytes]) -> None:
             assert raw not in blob, f"a raw identifier reached {node.member}'s copy of the log"
 
 
+def forged_report(node: Any, basis: str) -> Any:
+    """A report signed with ``node``'s key for a history the log never held (the material of a fork)."""
+    return sign_entry(
+        node.signer,
+        "report",
+        Report(
+            subject="ab" * 32,
+            subject_kind="account",
+            category="mule",
+            severity=5,
+            evidence=Evidence(hash="cd" * 32, held_by="bank-a"),
+            legal_basis=basis,
+            expires_at=expiry(node.now(), 30),
+        ),
+    )
+
+
 def test_three_member_nodes(consortium: Consortium) -> None:
     a, b, c, guard = consortium.a, consortium.b, consortium.c, consortium.guard_b
     a.publish_checkpoint()
@@ -220,19 +238,7 @@ def test_three_member_nodes(consortium: Consortium) -> None:
 
     # C's witness catches a fork: A's log key signs another history of the same size
     true_size = a.ledger.size
-    forged = sign_entry(
-        a.signer,
-        "report",
-        Report(
-            subject="ab" * 32,
-            subject_kind="account",
-            category="mule",
-            severity=5,
-            evidence=Evidence(hash="cd" * 32, held_by="bank-a"),
-            legal_basis="forged history",
-            expires_at=expiry(a.now(), 30),
-        ),
-    )
+    forged = forged_report(a, "forged history")
     fork_tree = MerkleTree()
     fork_tree.extend([leaf_hash(d) for d in a.ledger.leaves(0, true_size - 1)] + [leaf_hash(encode(forged))])
     text = Checkpoint(a.origin, true_size, fork_tree.root()).text()
@@ -332,19 +338,7 @@ def test_a_split_view_is_caught_by_gossip(consortium: Consortium) -> None:
     b.sync()
     c.sync()
     # the log shows C a history that extends size 1 consistently, but is not the one it shows B
-    forged = sign_entry(
-        a.signer,
-        "report",
-        Report(
-            subject="ab" * 32,
-            subject_kind="account",
-            category="mule",
-            severity=5,
-            evidence=Evidence(hash="cd" * 32, held_by="bank-a"),
-            legal_basis="another history",
-            expires_at=expiry(a.now(), 30),
-        ),
-    )
+    forged = forged_report(a, "another history")
     fork_tree = MerkleTree()
     fork_tree.extend([leaf_hash(consortium.genesis), leaf_hash(encode(forged))])
     text = Checkpoint(a.origin, 2, fork_tree.root()).text()
