@@ -1,4 +1,4 @@
-"""Opens the database (SQLite in WAL mode by default, PostgreSQL by URL) and migrates it to head."""
+"""Opens the database (SQLite in WAL mode by default, PostgreSQL by URL) and migrates it to every head (capabilities add Alembic branches from a common base)."""
 
 from __future__ import annotations
 
@@ -60,4 +60,4 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
