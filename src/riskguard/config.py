@@ -67,7 +67,45 @@ class Settings:
     feature_backend: str = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     feature_namespace: str = "rg"
+    workers: int = 1
+    decision_claims: str = "auto"
+    claim_ttl_s: float = 30.0
+    change_notices: str = "auto"
     device_config: str = ""
+    console_session_idle_minutes: float = 30.0
+    console_session_max_hours: float = 12.0
+    console_lockout_failures: int = 5
+    console_lockout_minutes: float = 15.0
+    console_secure_cookie: bool = False
+    console_reports_dir: str = "var/reports"
+    keyring: str = ""
+    keyring_file: str = "auto"
+    field_encryption: bool = True
+    reveal_hourly_floor: int = 30
+    reveal_baseline_factor: float = 4.0
+    reveal_baseline_days: int = 14
+    reveal_bulk_threshold: int = 100
+    reveal_offhours_limit: int = 10
+    reveal_working_hours: str = "08:00-20:00"
+    reveal_timezone: str = "UTC"
+    reveal_cooldown_minutes: float = 60.0
+    bus_enabled: bool = False
+    bus_backend: str = "redis"
+    bus_redis_url: str = ""
+    bus_nats_url: str = "nats://127.0.0.1:4222"
+    bus_prefix: str = "riskguard"
+    bus_nats_stream: str = "RISKGUARD"
+    bus_nats_replicas: int = 1
+    bus_max_messages: int = 1_000_000
+    bus_redeliver_s: float = 30.0
+    bus_max_deliveries: int = 5
+    bus_relay: bool = True
+    bus_relay_batch: int = 500
+    bus_relay_poll_ms: float = 200.0
+    takeover_window_minutes: float = 180.0
+    takeover_device_memory_days: float = 30.0
+    leak_watch_days: float = 90.0
+    breach_padding_lines: int = 1000
     stage_policies: dict[str, StagePolicy] = field(default_factory=lambda: dict(DEFAULT_STAGE_POLICIES))
 
     @classmethod
@@ -138,6 +176,27 @@ class Settings:
             raise ConfigError("RISKGUARD_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", self.feature_namespace):
             raise ConfigError("RISKGUARD_FEATURE_NAMESPACE must be 1-64 letters, digits, '_', '.' or '-'")
+        if not (1 <= self.workers <= 64):
+            raise ConfigError("RISKGUARD_WORKERS must be 1..64")
+        if self.decision_claims not in ("auto", "redis", "off"):
+            raise ConfigError("RISKGUARD_DECISION_CLAIMS must be auto, redis or off")
+        if self.claim_ttl_s * 1000 <= self.commit_timeout_ms:
+            raise ConfigError("RISKGUARD_CLAIM_TTL_S must be longer than RISKGUARD_COMMIT_TIMEOUT_MS")
+        if self.change_notices not in ("auto", "postgres", "redis", "off"):
+            raise ConfigError("RISKGUARD_CHANGE_NOTICES must be auto, postgres, redis or off")
+        if self.console_session_idle_minutes <= 0 or self.console_session_max_hours <= 0:
+            raise ConfigError("RISKGUARD_CONSOLE_SESSION_IDLE_MINUTES and _MAX_HOURS must be positive")
+        if self.console_lockout_failures < 1 or self.console_lockout_minutes <= 0:
+            raise ConfigError("RISKGUARD_CONSOLE_LOCKOUT_FAILURES must be at least 1, _MINUTES positive")
+        from riskguard.privacy.settings import check_privacy_settings
+
+        check_privacy_settings(self)
+        from riskguard.bus.settings import check_bus_settings
+
+        check_bus_settings(self)
+        from riskguard.accountsec.settings import check_accountsec_settings
+
+        check_accountsec_settings(self)
         for stage, policy in self.stage_policies.items():
             if policy.failure not in ("open", "closed"):
                 raise ConfigError(f"RISKGUARD_STAGE_{stage.upper()}_FAILURE must be open or closed")
@@ -160,6 +219,9 @@ class Settings:
         values = asdict(self)
         values["database_url"] = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.database_url)
         values["redis_url"] = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.redis_url)
+        values["bus_redis_url"] = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.bus_redis_url)
+        values["bus_nats_url"] = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.bus_nats_url)
+        values["keyring"] = "***" if self.keyring else ""
         return values
 
     @property

@@ -13,7 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Table, insert, select, update
 
 from riskguard.errors import NotFound, ValidationFailed
 from riskguard.store import audit
@@ -34,31 +34,35 @@ class AlertRepository:
     def upsert(self, alerts: list[dict[str, Any]], now: datetime | None = None) -> int:
         """``alerts``: dicts with ``key``, ``kind``, ``score``, ``accounts`` (ids) and ``evidence`` (a
         dict). Returns how many were new."""
+        with self._engine.begin() as connection:
+            return self.upsert_in(connection, alerts, now)
+
+    def upsert_in(self, connection: Connection, alerts: list[dict[str, Any]], now: datetime | None = None) -> int:
+        """``upsert`` inside the caller's transaction (an alert raised together with what caused it)."""
         now = now or utcnow()
         table = self._table
         new = 0
-        with self._engine.begin() as connection:
-            known = dict(
-                connection.execute(
-                    select(table.c.key, table.c.id).where(table.c.key.in_([a["key"] for a in alerts]))
-                ).all()
-            )
-            for alert in alerts:
-                values = {
-                    "kind": alert["kind"],
-                    "score": float(alert["score"]),
-                    "accounts": len(alert["accounts"]),
-                    "evidence": json.dumps(alert["evidence"], ensure_ascii=False, sort_keys=True, default=str),
-                    "last_seen_at": now,
-                }
-                if alert["key"] in known:
-                    connection.execute(update(table).where(table.c.id == known[alert["key"]]).values(**values))
-                else:
-                    inserted = connection.execute(
-                        insert(table).values(key=alert["key"], status="open", first_seen_at=now, **values)
-                    )
-                    known[alert["key"]] = inserted.inserted_primary_key[0]  # a key given twice is one alert
-                    new += 1
+        known = dict(
+            connection.execute(
+                select(table.c.key, table.c.id).where(table.c.key.in_([a["key"] for a in alerts]))
+            ).all()
+        )
+        for alert in alerts:
+            values = {
+                "kind": alert["kind"],
+                "score": float(alert["score"]),
+                "accounts": len(alert["accounts"]),
+                "evidence": json.dumps(alert["evidence"], ensure_ascii=False, sort_keys=True, default=str),
+                "last_seen_at": now,
+            }
+            if alert["key"] in known:
+                connection.execute(update(table).where(table.c.id == known[alert["key"]]).values(**values))
+            else:
+                inserted = connection.execute(
+                    insert(table).values(key=alert["key"], status="open", first_seen_at=now, **values)
+                )
+                known[alert["key"]] = inserted.inserted_primary_key[0]  # a key given twice is one alert
+                new += 1
         return new
 
     def list(
