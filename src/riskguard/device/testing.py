@@ -55,6 +55,12 @@ def _builder(
     )
 
 
+def _current_patch_level() -> int:
+    """This month's patch level (YYYYMM): a healthy phone is up to date whenever the tests run."""
+    today = datetime.now(UTC)
+    return today.year * 100 + today.month
+
+
 @dataclass
 class AndroidFacts:
     """What an Android attestation leaf says (the defaults: a healthy phone running the test app)."""
@@ -62,7 +68,7 @@ class AndroidFacts:
     security_level: str = "tee"
     boot_state: str = "verified"
     device_locked: bool = True
-    os_patch_level: int = 202512  # YYYYMM
+    os_patch_level: int = field(default_factory=lambda: _current_patch_level())  # YYYYMM
     packages: list[tuple[str, int]] = field(default_factory=lambda: [(TEST_PACKAGE, 42)])
     signing_digests: list[str] = field(default_factory=lambda: [TEST_SIGNING_DIGEST])
 
