@@ -37,6 +37,8 @@ from riskguard.models.stage import ModelReasonStage, ModelStage, check_model
 from riskguard.rules.activation import EVENT_DECLARATIONS, event_variables
 from riskguard.rules.cel import Environment
 from riskguard.rules.strategy import CompiledStrategy, compile_strategy, load_strategy
+from riskguard.scale.claims import open_claims
+from riskguard.scale.notices import open_notices
 from riskguard.store.apikeys import ApiKeyRepository
 from riskguard.store.audit import AuditRepository
 from riskguard.store.db import migrate, open_engine
@@ -123,6 +125,10 @@ class RiskGuard:
         rules = self.pipeline.stages[rules_at]
         self.pipeline.stages[rules_at : rules_at + 1] = [ModelStage(self.models), rules, ModelReasonStage()]
         self._event_env = Environment(EVENT_DECLARATIONS)
+        # scale-out (riskguard.scale): one decision per event id across workers; changes announced to all
+        shared_redis = getattr(self.feature_engine, "client", None)
+        self.claims = open_claims(self.settings, shared_redis, self.events.decision_body, self.metrics.registry)
+        self.notices = open_notices(self.settings, self.engine, self.metrics.registry)
         self._lock = threading.RLock()
         # decisions handed to the writer and not yet committed; a lock of its own, so that the writer
         # thread settling a batch never waits for the decision lock
@@ -143,6 +149,8 @@ class RiskGuard:
         if background:
             self._start(self._poll_loop, "riskguard-poll")
             self._start(self._ingest_loop, "riskguard-ingest")
+            if self.notices is not None:
+                self.notices.listen(lambda _what: self.refresh())
 
     # ------------------------------------------------------------------ lifecycle
     def _start(self, target: Any, name: str) -> None:
@@ -155,6 +163,10 @@ class RiskGuard:
         self._queue.put(None)
         for thread in self._threads:
             thread.join(5)
+        if self.notices is not None:
+            self.notices.close()
+        if self.claims is not None:
+            self.claims.close()
         self.writer.close()
         self.devices.close()
         if self._warm_features and self._snapshots.path is not None and self.feature_engine.watermark is not None:
@@ -191,6 +203,7 @@ class RiskGuard:
         self.strategies.save(compiled.name, compiled.version, source, actor)
         self.strategies.deploy(role, compiled.name, compiled.version, actor, note)
         self.refresh()
+        self._announce("strategy")
         return compiled
 
     def rollback(self, *, actor: str, version: int | None = None, name: str | None = None) -> tuple[str, int]:
@@ -211,6 +224,7 @@ class RiskGuard:
             name, version = earlier[0]["name"], earlier[0]["version"]
         self.strategies.deploy("live", name, version, actor, note="rollback")
         self.refresh()
+        self._announce("strategy")
         return name, version
 
     def _ensure_live_strategy(self) -> None:
@@ -233,6 +247,11 @@ class RiskGuard:
             self.feature_engine.published.refresh(self.published)
             self._seen_audit = audit_id
         self.devices.refresh()  # other workers' device registrations and revocations
+
+    def _announce(self, what: str) -> None:
+        """Tells every other worker of a change now (they would otherwise see it at their next poll)."""
+        if self.notices is not None:
+            self.notices.announce(what)
 
     def _last_audit_id(self) -> int:
         from sqlalchemy import func, select
@@ -355,6 +374,7 @@ class RiskGuard:
     ) -> int:
         count = self.lists.add(name, values, reason=reason, expires_at=expires_at, actor=actor)
         self.refresh()
+        self._announce("lists")
         return count
 
     def publish_features(
@@ -366,11 +386,13 @@ class RiskGuard:
         refresh; this one at once."""
         count = self.published.publish(source, values, replace=replace, actor=actor)
         self.refresh()
+        self._announce("published")
         return count
 
     def remove_from_list(self, name: str, values: list[str], *, actor: str) -> int:
         count = self.lists.remove(name, values, actor=actor)
         self.refresh()
+        self._announce("lists")
         return count
 
     # ------------------------------------------------------------------ deciding
@@ -402,10 +424,21 @@ class RiskGuard:
             pending = self._pending.get(event.event_id)
             if pending is not None and pending != digest:
                 raise Conflict(f"event_id {event.event_id!r} was accepted earlier with different content")
+            if self.claims is not None:  # another worker may be deciding this event id right now
+                follower = self.claims.claim(event.event_id, digest)
+                if follower is not None:
+                    self._pending.pop(event.event_id, None)
+                    self.metrics.duplicates.inc()
+                    return Submission(follower.body, follower.ticket, True)
             self._pending.pop(event.event_id, None)
             live, shadow = self.live, self.shadow
             assert live is not None
-            body, ctx = self.pipeline.run(event, live, shadow)
+            try:
+                body, ctx = self.pipeline.run(event, live, shadow)
+            except BaseException:
+                if self.claims is not None:
+                    self.claims.release(event.event_id, digest)
+                raise
             body["explain"] = explain(ctx)
             body["_digest"] = digest
             now = utcnow()
@@ -455,6 +488,8 @@ class RiskGuard:
             self.metrics.commit_failures.inc()
             with self._lock:
                 self.feature_engine.retract(event, event_vars)
+            if self.claims is not None:  # after the retraction, so that another worker's retry folds it again
+                self.claims.release(event.event_id, submission.body["_digest"])
 
     def public(self, body: dict[str, Any], *, with_explain: bool = False) -> dict[str, Any]:
         """A stored decision as the API shows it; with ``with_explain``, every rule's outcome too."""

@@ -87,9 +87,17 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (RISKGUARD_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (RISKGUARD_PORT)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (RISKGUARD_WORKERS); >1 needs PostgreSQL + Redis")
+    ] = None,
 ) -> None:
     """Run the HTTP service on the configured database (embedded SQLite by default)."""
     import uvicorn
+
+    from riskguard.scale.cli import serve_workers
+
+    if serve_workers(host, port, workers):  # several worker processes (docs/scale-out.md)
+        return
 
     from riskguard.api.http import create_asgi
     from riskguard.runtime import tune_gc
