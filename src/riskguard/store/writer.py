@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, Table
@@ -113,6 +114,9 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="riskguard-group-commit", daemon=True)
         self._stopped = False
         self._inserts = _DriverInserts(engine)
+        #: called in each batch's transaction, after its rows, with the driver cursor, the SQL dialect's name
+        #: and the decision rows being committed (the event bus's outbox rows go in this way)
+        self.batch_hooks: list[Callable[..., None]] = []  # hook(cursor, *, dialect, decision_rows)
         self.batches = 0
         self.rows = 0
         self._thread.start()
@@ -162,7 +166,11 @@ class GroupCommitWriter:
             kept = [request for index, request in enumerate(batch) if index not in failed]
             event_rows = [row for request in kept for row in request.event_rows]
             decision_rows = [row for request in kept for row in request.decision_rows]
-            self._inserts.write([(self._inserts.events, event_rows), (self._inserts.decisions, decision_rows)])
+            dialect = self._inserts.dialect
+            self._inserts.write(
+                [(self._inserts.events, event_rows), (self._inserts.decisions, decision_rows)],
+                after=[partial(hook, dialect=dialect, decision_rows=decision_rows) for hook in self.batch_hooks],
+            )
         except Exception as exc:  # every waiter learns of the failure; nothing is acknowledged
             log.error("group commit of %d requests failed: %s", len(batch), exc)
             error = exc
@@ -249,7 +257,11 @@ class _DriverInserts:
         with contextlib.suppress(Exception):
             raw.invalidate()
 
-    def write(self, work: list[tuple[tuple[str, list[str], list[bool]], list[dict[str, Any]]]]) -> None:
+    def write(
+        self,
+        work: list[tuple[tuple[str, list[str], list[bool]], list[dict[str, Any]]]],
+        after: list[Callable[[Any], None]] | None = None,
+    ) -> None:
         raw = self._connection()
         try:
             cursor = raw.cursor()
@@ -261,6 +273,8 @@ class _DriverInserts:
                     for row in rows
                 ]
                 cursor.executemany(sql, params)
+            for step in after or ():
+                step(cursor)
             cursor.close()
             raw.commit()
         except Exception:
