@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from riskguard.bus.service import attach as attach_bus
 from riskguard.config import Settings
 from riskguard.decision.pipeline import Pipeline, expand_rules, explain
 from riskguard.decision.stages import FeatureStage, ListIndex, ListStage
@@ -145,6 +146,7 @@ class RiskGuard:
         self._ensure_live_strategy()
         self.refresh()
         self._threads: list[threading.Thread] = []
+        self.bus_relay = attach_bus(self, background=background)  # riskguard.bus: outbox, relay (when enabled)
         self._recover_pending()
         if background:
             self._start(self._poll_loop, "riskguard-poll")
@@ -167,6 +169,8 @@ class RiskGuard:
             self.notices.close()
         if self.claims is not None:
             self.claims.close()
+        if self.bus_relay is not None:
+            self.bus_relay.close()
         self.writer.close()
         self.devices.close()
         if self._warm_features and self._snapshots.path is not None and self.feature_engine.watermark is not None:
