@@ -36,8 +36,8 @@ CREDENTIAL_FIELDS = {"phone": "phone", "mobile": "phone", "email": "email"}
 
 
 class AccountState(msgspec.Struct, array_like=True):
-    devices: dict[str, int] = {}  # device id → last use, ms since the epoch (event time)
-    new_device_ms: int = -1  # when the open sequence's new device appeared
+    devices: dict[str, list[int]] = {}  # device id → [first use, last use (ms, event time), 1 if first seen at sign-up]
+    new_device_ms: int = -1  # when the open sequence's new device was first used
     change_ms: int = -1  # the latest credential change after it
     changed: list[str] = []
     recent: list[tuple[str, list[Any]]] = []  # (event id, the variables it was given)
@@ -80,23 +80,37 @@ def step(
 ) -> tuple[dict[str, Any], AccountState | None]:
     """The variables of ``event`` and the account's state after it (None: nothing to store).
 
-    A failed login proves no access, so it neither introduces a device nor advances the sequence.
-    Events earlier than the open sequence's start (late arrivals) do not advance it: order is event time.
+    A device is *new* while its first use by the account is less than ``window`` old, unless it was the
+    sign-up device, when the account had used another device before it — or, for an account with no
+    device history yet, once it is bound (``device_bind``). The sequence opens at the new device's first
+    use; a credential change counts only after that, and money out only after the change (event time,
+    so a late-arriving event never advances it). A failed login proves no access: it neither introduces
+    a device nor advances the sequence.
     """
     state = state if state is not None else AccountState()
     for event_id, values in state.recent:
         if event_id == event.event_id:
             return dict(zip(_NAMES, values, strict=True)), None
     t = _ms(event.occurred_at)
-    devices = {d: seen for d, seen in state.devices.items() if t - seen <= memory_ms}
+    devices = {d: list(v) for d, v in state.devices.items() if t - v[1] <= memory_ms}
     device = event.device_id
     counts = not _failed_login(event)
-    new_device = bool(counts and device is not None and devices and device not in devices)
+    new_device = False
+    first = t
+    if counts and device is not None:
+        entry = devices.get(device)
+        first = min(entry[0], t) if entry else t
+        at_signup = entry[2] if entry else int(event.type == "signup")
+        history = any(v[0] < first for d, v in devices.items() if d != device)
+        new_device = bool(0 <= t - first <= window_ms and not at_signup and (history or event.type == "device_bind"))
+        devices[device] = [first, max(t, entry[1]) if entry else t, at_signup]
+        if len(devices) > MAX_DEVICES:
+            devices = dict(sorted(devices.items(), key=lambda item: item[1][1])[-MAX_DEVICES:])
     start = state.new_device_ms if state.new_device_ms >= 0 and 0 <= t - state.new_device_ms <= window_ms else -1
     change_ms = state.change_ms if start >= 0 and state.change_ms >= start else -1
     changed = list(state.changed) if change_ms >= 0 else []
     if start < 0 and new_device:
-        start = t
+        start = first
     kind = credential_change(event) if counts else None
     if kind is not None and start >= 0 and t >= start:
         change_ms = max(change_ms, t)
@@ -117,12 +131,11 @@ def step(
         (t - change_ms) // 1000 if change_ms >= 0 else -1,
         list(changed),
     ]
-    if counts and device is not None:
-        devices[device] = max(t, devices.get(device, t))
-        if len(devices) > MAX_DEVICES:
-            devices = dict(sorted(devices.items(), key=lambda item: item[1])[-MAX_DEVICES:])
     recent = [*state.recent[-(MAX_RECENT - 1) :], (event.event_id, values)]
-    after = AccountState(devices, start, change_ms if start >= 0 else -1, changed, recent)
+    if 0 <= t < state.new_device_ms:  # a late event from before the open sequence leaves it as it is
+        after = AccountState(devices, state.new_device_ms, state.change_ms, list(state.changed), recent)
+    else:
+        after = AccountState(devices, start, change_ms if start >= 0 else -1, changed, recent)
     return dict(zip(_NAMES, values, strict=True)), after
 
 

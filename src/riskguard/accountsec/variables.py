@@ -5,7 +5,9 @@ CEL types (no imports, so that the strategy compiler reads them without loading 
 #: strategy's environment). Every event gets every variable, so rules never meet an unbound name.
 DECLARATIONS: dict[str, str] = {
     # the ordered takeover sequence: new device → password/phone/e-mail change → money out
-    "takeover.new_device": "bool",  # this event comes from a device the account has not used before
+    # this event's device was first used by the account within the window (not at sign-up), after another
+    # device — or, on an account with no device history, it has been bound
+    "takeover.new_device": "bool",
     # 0 none, 1 a new device, 2 then a credential change, 3 this event moves money out after both
     "takeover.sequence_stage": "int",
     "takeover.seconds_since_new_device": "int",  # -1 when no new device inside the window
