@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from riskguard.bus.service import attach as attach_bus
+from riskguard.accountsec.service import AccountSecurity
 from riskguard.config import Settings
 from riskguard.decision.pipeline import Pipeline, expand_rules, explain
 from riskguard.decision.stages import FeatureStage, ListIndex, ListStage
@@ -121,6 +122,8 @@ class RiskGuard:
             self.engine, settings=self.settings, writer=self.writer
         )
         self.pipeline.stages.insert([s.name for s in self.pipeline.stages].index("rules"), self.devices.stage)
+        self.accountsec = AccountSecurity(self, warm=warm_features)  # takeover sequence, leak watch: before rules
+        self.pipeline.stages.insert([s.name for s in self.pipeline.stages].index("rules"), self.accountsec.stage)
         self.models = ModelRegistry(self.engine)  # model.* before the rules, the model's reason codes after
         rules_at = [s.name for s in self.pipeline.stages].index("rules")
         rules = self.pipeline.stages[rules_at]
@@ -173,6 +176,7 @@ class RiskGuard:
             self.bus_relay.close()
         self.writer.close()
         self.devices.close()
+        self.accountsec.close()
         if self._warm_features and self._snapshots.path is not None and self.feature_engine.watermark is not None:
             try:
                 self._snapshots.wait()
@@ -251,6 +255,7 @@ class RiskGuard:
             self.feature_engine.published.refresh(self.published)
             self._seen_audit = audit_id
         self.devices.refresh()  # other workers' device registrations and revocations
+        self.accountsec.refresh()  # leak watch flags imported by this or another process
 
     def _announce(self, what: str) -> None:
         """Tells every other worker of a change now (they would otherwise see it at their next poll)."""

@@ -295,6 +295,9 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
     from riskguard.replay.http import router as retro_router
 
     app.include_router(retro_router(guard, auth, _json))
+    from riskguard.accountsec.http import router as accountsec_router
+
+    app.include_router(accountsec_router(guard, auth, _json))
     _merge_components(app)
     return app
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from riskguard.accountsec.cli import breach_app, leak_app
 from riskguard.cli.errors import cli_errors
 from riskguard.cli.features import features_app
 from riskguard.complaints.cli import app as complaints_app
@@ -43,6 +44,8 @@ app.add_typer(features_app, name="features")
 app.add_typer(complaints_app, name="complaints")
 app.add_typer(models_app, name="models")
 app.add_typer(devices_app, name="devices")
+app.add_typer(breach_app, name="breach")
+app.add_typer(leak_app, name="leak")
 app.command("replay")(replay_cli.replay)
 app.command("train")(replay_cli.train)
 app.command("retro")(replay_cli.retro)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from riskguard.accountsec.variables import DECLARATIONS as ACCOUNTSEC_DECLARATIONS
 from riskguard.device.variables import DECLARATIONS as DEVICE_DECLARATIONS
 from riskguard.errors import StrategyError
 from riskguard.events.schema import IDENTIFIER_FIELDS
@@ -184,6 +185,7 @@ def declarations(document: StrategyDocument, extra: Mapping[str, str] | None = N
     stages' variables (``device.*``) and any extra stage's."""
     names = dict(EVENT_DECLARATIONS)
     names.update(DEVICE_DECLARATIONS)
+    names.update(ACCOUNTSEC_DECLARATIONS)  # takeover.* and account.* (accountsec stage)
     for spec in document.features:
         names[f"features.{spec.name}"] = spec.cel_type
     for spec in document.lists:
