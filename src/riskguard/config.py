@@ -78,6 +78,8 @@ class Settings:
     console_lockout_minutes: float = 15.0
     console_secure_cookie: bool = False
     console_reports_dir: str = "var/reports"
+    case_merge_window_hours: float = 168.0
+    case_sla: str = "10000:4,1000:24,0:72"
     keyring: str = ""
     keyring_file: str = "auto"
     field_encryption: bool = True
@@ -188,6 +190,11 @@ class Settings:
             raise ConfigError("RISKGUARD_CONSOLE_SESSION_IDLE_MINUTES and _MAX_HOURS must be positive")
         if self.console_lockout_failures < 1 or self.console_lockout_minutes <= 0:
             raise ConfigError("RISKGUARD_CONSOLE_LOCKOUT_FAILURES must be at least 1, _MINUTES positive")
+        if not 0 < self.case_merge_window_hours <= 24 * 366:
+            raise ConfigError("RISKGUARD_CASE_MERGE_WINDOW_HOURS must be more than 0 and at most 8784 (a year)")
+        from riskguard.cases.priority import parse_sla
+
+        parse_sla(self.case_sla)  # raises ConfigError naming RISKGUARD_CASE_SLA
         from riskguard.privacy.settings import check_privacy_settings
 
         check_privacy_settings(self)

@@ -18,7 +18,7 @@ from riskguard.errors import NotFound, ValidationFailed
 from riskguard.store import audit
 from riskguard.store.tables import api_keys, utcnow
 
-SCOPES = ("decide", "label", "admin")
+SCOPES = ("decide", "label", "admin", "investigate")
 
 
 @dataclass(frozen=True)
