@@ -22,6 +22,7 @@ from riskguard.config import Settings
 
 POSTGRES_URL = os.environ.get("RISKGUARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("RISKGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+NATS_URL = os.environ.get("RISKGUARD_TEST_NATS_URL", "nats://127.0.0.1:14222")  # .ci/run starts it (JetStream)
 REQUIRE = os.environ.get("RISKGUARD_REQUIRE_SERVICES") == "1"
 
 EXAMPLE_STRATEGY = (Path(__file__).parent / "data" / "payments.yaml").read_text(encoding="utf-8")
@@ -59,6 +60,23 @@ def redis_server() -> str:
     except Exception as exc:
         _unavailable("Redis at " + REDIS_URL, exc)
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> str:
+    """A NATS server with JetStream on a non-default loopback port (``.ci/run`` starts one on 14222)."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(NATS_URL)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout=3) as sock:
+            info = sock.recv(4096)
+        if not info.startswith(b"INFO") or b'"jetstream":true' not in info:
+            raise OSError("not a NATS server with JetStream (-js)")
+    except OSError as exc:
+        _unavailable("NATS at " + NATS_URL, exc)
+    return NATS_URL
 
 
 @pytest.fixture

@@ -151,7 +151,7 @@ class JetStreamBus:
         sub = await self._subscription(group)
         try:
             msgs = await sub.fetch(count, timeout=max(0.001, block_ms / 1000))
-        except NatsTimeout:
+        except (NatsTimeout, TimeoutError):  # nothing arrived within block_ms
             return []
         out: list[Delivery] = []
         for msg in msgs:

@@ -183,7 +183,8 @@ class ConsumerRunner:
             ).rowcount
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> None:
-        """Processes until ``stop`` is set (or, with ``until_idle``, until a fetch comes back empty)."""
+        """Processes until ``stop`` is set (or, with ``until_idle``, until the group has nothing waiting or in
+        flight — messages a dead member held are taken over once their hand-out times out)."""
         self.consumer.start()
         backoff = 0.0
         try:
@@ -196,7 +197,7 @@ class ConsumerRunner:
                     log.warning("consumer %s: %s; retrying in %.1f s", self.group, exc, backoff)
                     stop.wait(backoff)
                     continue
-                if until_idle and handled == 0:
+                if until_idle and handled == 0 and self.bus.lag(self.group).total == 0:
                     return
                 if time.monotonic() - self._pruned_at > 3600:
                     self._pruned_at = time.monotonic()

@@ -13,9 +13,12 @@ from typing import Annotated, Any
 import typer
 
 from riskguard.accountsec.cli import breach_app, leak_app
+from riskguard.bus import cli as bus_cli
+from riskguard.cases.cli import app as cases_app
 from riskguard.cli.errors import cli_errors
 from riskguard.cli.features import features_app
 from riskguard.complaints.cli import app as complaints_app
+from riskguard.console.cli import app as users_app
 from riskguard.consortium.cli import app as consortium_app
 from riskguard.device.cli import app as devices_app
 from riskguard.graph.cli import graph_app
@@ -44,9 +47,13 @@ app.add_typer(features_app, name="features")
 app.add_typer(complaints_app, name="complaints")
 app.add_typer(models_app, name="models")
 app.add_typer(devices_app, name="devices")
+app.add_typer(cases_app, name="cases")
 app.add_typer(breach_app, name="breach")
 app.add_typer(leak_app, name="leak")
+app.add_typer(users_app, name="users")
 app.command("replay")(replay_cli.replay)
+app.command("consume")(bus_cli.consume)
+app.add_typer(bus_cli.bus_app, name="bus")
 app.command("train")(replay_cli.train)
 app.command("retro")(replay_cli.retro)
 
@@ -81,6 +88,13 @@ def _read(path: Path) -> str:
     return ""
 
 
+def guard_console_admin(guard: Any) -> str | None:
+    """Creates the console's ``admin`` user on an installation with none; its password, once."""
+    from riskguard.console.users import UserRepository
+
+    return UserRepository.for_settings(guard.engine, guard.settings).ensure_admin()
+
+
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
@@ -111,6 +125,14 @@ def serve(
     if token:
         typer.echo(
             f"A new installation: this admin API key is shown once; store it now.\n  export RISKGUARD_KEY={token}\n",
+            err=True,
+        )
+    console_password = guard_console_admin(guard)
+    if console_password:
+        typer.echo(
+            "A new installation: console user 'admin' (shown once; change it with `riskguard users passwd admin`)\n"
+            f"  sign in at http://{host or guard.settings.host}:{port or guard.settings.port}/console/ "
+            f"with password {console_password}\n",
             err=True,
         )
     settings = guard.settings
