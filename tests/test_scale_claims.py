@@ -149,3 +149,21 @@ def test_claims_follow_the_feature_back_end(tmp_path: Any, redis_server: str) ->
         assert lone.decide(transfer("solo"))["event_id"] == "solo"
     finally:
         lone.close()
+
+
+def test_every_waiter_on_one_in_flight_decision_is_woken() -> None:
+    """A repeated event id in flight shares the first request's ticket: each waiting request is answered
+    (the ticket once woke only the last future bound to it; the others ran into the commit timeout)."""
+    import asyncio
+
+    from riskguard.store.writer import Ticket
+
+    async def main() -> list[bool]:
+        ticket = Ticket()
+        loop = asyncio.get_running_loop()
+        futures = [ticket.bind_future(loop) for _ in range(3)]
+        threading.Thread(target=ticket._finish, args=(None,)).start()
+        done, _ = await asyncio.wait(futures, timeout=5)
+        return [future in done for future in futures]
+
+    assert asyncio.run(main()) == [True, True, True]

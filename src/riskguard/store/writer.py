@@ -63,7 +63,10 @@ class Ticket:
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
             if not self._done:
-                self._future = (loop, future)
+                if self._future is None:
+                    self._future = (loop, future)
+                else:  # a second waiter on one decision (a repeated event id in flight) is woken on its own
+                    self._callbacks.append(lambda _ticket: _wake(loop, future))
                 return future
         future.set_result(None)
         return future
@@ -87,6 +90,11 @@ class Ticket:
     @property
     def done(self) -> bool:
         return self._done
+
+
+def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop was closed: nobody is waiting any more
+        loop.call_soon_threadsafe(_resolve, [future])
 
 
 def _resolve(futures: list[asyncio.Future[None]]) -> None:
