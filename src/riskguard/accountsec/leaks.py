@@ -203,13 +203,20 @@ class LeakRegistry:
         before = self._token_count(leak_id)
         token = self.cipher.token
         batch: set[tuple[str, str]] = set()
-        for kind, value in values:
-            batch.add((kind, token(kind, value)))
-            if len(batch) >= BATCH:
+        try:
+            for kind, value in values:
+                batch.add((kind, token(kind, value)))
+                if len(batch) >= BATCH:
+                    self._insert_tokens(leak_id, batch)
+                    batch.clear()
+            if batch:
                 self._insert_tokens(leak_id, batch)
-                batch.clear()
-        if batch:
-            self._insert_tokens(leak_id, batch)
+        except BaseException:
+            # a file that turns out bad half-way: a new leak is not registered at all; an existing one keeps
+            # what it had plus the batches already written (importing the corrected file again is harmless)
+            if before == 0 and self._watched_count(leak_id) == 0:
+                self._drop(leak_id)
+            raise
         total = self._token_count(leak_id)
         matched = self.match(leak_id, events, discovered_at=discovered_at, expires_at=expires_at, now=now)
         flagged = len(matched)
@@ -273,6 +280,23 @@ class LeakRegistry:
             raw.commit()
         finally:
             raw.close()
+
+    def _watched_count(self, leak_id: int) -> int:
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count()).select_from(leak_watch).where(leak_watch.c.leak_id == leak_id)
+                ).scalar_one()
+            )
+
+    def _drop(self, leak_id: int, connection: Any = None) -> None:
+        if connection is None:
+            with self.engine.begin() as connection:
+                self._drop(leak_id, connection)
+            return
+        connection.execute(delete(leak_watch).where(leak_watch.c.leak_id == leak_id))
+        connection.execute(delete(leak_identifiers).where(leak_identifiers.c.leak_id == leak_id))
+        connection.execute(delete(leaks).where(leaks.c.id == leak_id))
 
     def _token_count(self, leak_id: int) -> int:
         with self.engine.connect() as connection:
@@ -429,8 +453,6 @@ class LeakRegistry:
             found = connection.execute(select(leaks.c.id).where(leaks.c.name == name)).scalar()
             if found is None:
                 return False
-            connection.execute(delete(leak_watch).where(leak_watch.c.leak_id == found))
-            connection.execute(delete(leak_identifiers).where(leak_identifiers.c.leak_id == found))
-            connection.execute(delete(leaks).where(leaks.c.id == found))
+            self._drop(int(found), connection)
             audit.record(connection, actor, "leak.remove", name, {})
         return True
