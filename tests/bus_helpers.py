@@ -4,10 +4,13 @@ and a batch of decided transfers."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from riskguard.bus.consumers import FlowsConsumer
+from riskguard.bus.runner import decode
 from riskguard.events.validate import parse_event_obj
 
 
@@ -51,3 +54,16 @@ def decide_all(guard: Any, bodies: list[dict[str, Any]]) -> None:
     submissions = [guard.submit(parse_event_obj(body, **guard.settings.event_limits)) for body in bodies]
     for submission in submissions:
         assert submission.ticket.wait(60) and submission.ticket.error is None
+
+
+def published_flows(bus: Any) -> dict[str, dict[str, tuple[int, Decimal, int, Decimal]]]:
+    """The ``flows`` consumer's expected totals, computed straight from every message on the bus (read
+    through a probe group of its own): {account: {currency: (received n, sum, sent n, sum)}}."""
+    messages = []
+    while batch := bus.fetch("probe", "p", 1000, 50):
+        messages += [decode(d) for d in batch]
+        bus.ack("probe", batch)
+    out: dict[str, dict[str, tuple[int, Decimal, int, Decimal]]] = {}
+    for (account, currency), (rc, ra, sc, sa) in FlowsConsumer.deltas(messages).items():
+        out.setdefault(account, {})[currency] = (rc, ra, sc, sa)
+    return out
