@@ -617,11 +617,16 @@ class CaseService:
         }
 
     def reported_transfers(self, case_id: int) -> list[records.Decided]:
-        """The money-moving events of the case's review alerts (what a trace starts from)."""
+        """The money-moving events of the case's review alerts that a victim paid (what a trace starts from):
+        transfers paid by an account that itself received money in another of them are onward hops of the
+        laundering, not losses, and are left out (unless that leaves nothing)."""
         with self.engine.connect() as connection:
             alert_rows = self.inbox.alerts_of_case(connection, case_id)
         ids = [r.source_key for r in alert_rows if r.source == "review"]
-        return [d for d in records.by_ids(self.engine, ids) if d.type in records.MONEY_TYPES and d.amount]
+        moved = [d for d in records.by_ids(self.engine, ids) if d.type in records.MONEY_TYPES and d.amount]
+        payees = {d.payload.get("counterparty_id") for d in moved}
+        first_hops = [d for d in moved if d.account_id not in payees]  # onward hops are laundering, not losses
+        return first_hops or moved
 
     def start_trace(
         self, case_id: int, *, actor: str, event_ids: list[str] | None = None, rule: str = "libr"
@@ -646,8 +651,9 @@ class CaseService:
         by_victim: dict[str, list[records.Decided]] = {}
         for item in chosen:
             by_victim.setdefault(item.account_id, []).append(item)
-        reported = max(d.occurred_at for d in chosen)
-        reported = (reported if reported.tzinfo else reported.replace(tzinfo=UTC)) + timedelta(minutes=1)
+        latest = max(d.occurred_at for d in chosen)
+        latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
+        reported = max(utcnow(), latest + timedelta(minutes=1))  # follow the money up to now
         reports = [
             ReportIn(
                 victim_account=victim,
@@ -666,7 +672,15 @@ class CaseService:
             details = {"trace_id": trace_id, "reports": len(reports), "events": [d.event_id for d in chosen]}
             self.repository.log(connection, case_id, actor, "trace", details, now)
             audit.record(connection, actor, "case.trace", str(case_id), details)
-        self.sync(actor)  # the trace's alert joins the inbox, and this case when it shares its accounts
+        self.sync(actor)  # the trace's alert joins the inbox
+        with self.engine.begin() as connection:  # and this case, unless it merged into another one
+            found = connection.execute(
+                select(case_alerts.c.group_id, case_alerts.c.case_id)
+                .where(case_alerts.c.source == "trace")
+                .where(case_alerts.c.source_key == trace_id)
+            ).first()
+            if found is not None and found.case_id is None:
+                self.inbox.attach(connection, [int(found.group_id)], case_id)
         return {"case_id": case_id, **result}
 
     def close(

@@ -235,6 +235,8 @@ def trace_alert(trace_id: str, created_at: datetime, document: dict[str, Any]) -
     if not orders and summary.get("held") in (None, "0.00"):
         return None
     accounts = [v["victim_account"] for v in victims] + [o["account"] for o in orders]
+    paid = [link["at"] for o in orders for chain in o.get("paths", []) for link in chain.get("links", [])[:1]]
+    when = min((datetime.fromisoformat(at) for at in paid), default=_aware(created_at))  # the victims' payments
     return AlertIn(
         source="trace",
         source_key=trace_id,
@@ -244,7 +246,7 @@ def trace_alert(trace_id: str, created_at: datetime, document: dict[str, Any]) -
         score=1,
         amount=summary.get("reported_loss"),
         entities=of_members(accounts),
-        occurred_at=_aware(created_at),
+        occurred_at=when,
         evidence={
             "trace_id": trace_id,
             "summary": summary,
