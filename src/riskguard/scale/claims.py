@@ -41,7 +41,7 @@ return 0
 """
 
 
-@dataclass
+@dataclass(eq=False)
 class Follower:
     """A caller waiting for another worker's decision: ``body`` is filled in before ``ticket`` finishes."""
 

@@ -48,12 +48,20 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Starts the process without waiting (start several, then ``wait_ready`` on each)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGUARD_")}
         env.update(self.env)
         env.update({"RISKGUARD_HOST": "127.0.0.1", "RISKGUARD_PORT": str(self.port)})
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         command = [sys.executable, "-m", "riskguard.cli.main", "serve", "--workers", str(self.workers)]
         self.process = subprocess.Popen(command, env=env, stdout=out, stderr=out, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

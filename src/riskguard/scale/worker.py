@@ -13,6 +13,7 @@ from typing import Any
 from riskguard.api.http import create_asgi
 from riskguard.app import RiskGuard
 from riskguard.config import Settings
+from riskguard.logs import configure
 from riskguard.runtime import tune_gc
 
 
@@ -38,6 +39,8 @@ class WorkerApp:
 
 
 def create_worker_app() -> WorkerApp:
-    guard = RiskGuard(Settings.from_env(), background=True, warm_features=True)
+    settings = Settings.from_env()
+    configure(settings.log_level, json_lines=settings.log_json)
+    guard = RiskGuard(settings, background=True, warm_features=True)
     tune_gc()
     return WorkerApp(guard)
