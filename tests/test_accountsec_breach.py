@@ -37,6 +37,7 @@ def test_import_lookup_and_reimport(guard: RiskGuard, tmp_path: Path) -> None:
     digest = sha1("password")
     assert (digest[5:], PASSWORDS["password"]) in corpus.range(digest[:5])
     assert corpus.range("00000") == []
+    assert corpus.range_text(digest[:5]) == render_range(corpus.range(digest[:5])) and corpus.range_text("00000") == ""
     # the same corpus again, one count grown: still one row per hash, the newer count
     grown = dict(PASSWORDS, password=PASSWORDS["password"] + 1)
     corpus.import_path(full_file(tmp_path / "pwned.txt", grown))
@@ -54,6 +55,7 @@ def test_import_lookup_and_reimport(guard: RiskGuard, tmp_path: Path) -> None:
     assert result.bad_examples == [f"{digest[:5]}.txt:3"]
     assert guard.accountsec.corpus.range(digest[:5]) == [(digest[5:], 42), ("F" * 35, 7)]
     assert guard.accountsec.corpus.range("ABCDE") == [("0" * 35, 1), ("1" * 35, 1)]
+    assert corpus.range_text("ABCDE") == "0" * 35 + ":1\r\n" + "1" * 35 + ":1"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

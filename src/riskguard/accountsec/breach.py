@@ -108,6 +108,16 @@ class BreachCorpus:
             "ON CONFLICT (prefix, suffix) DO UPDATE SET count = excluded.count"
         )
         self._range_sql = f"SELECT suffix, count FROM breach_hashes WHERE prefix = {mark} ORDER BY suffix"
+        if self.dialect == "sqlite":  # the answer's text made by the database, not row by row in Python
+            self._text_sql = (
+                "SELECT group_concat(line, char(13, 10)) FROM (SELECT suffix || ':' || count AS line "
+                "FROM breach_hashes WHERE prefix = ? ORDER BY suffix)"
+            )
+        else:
+            self._text_sql = (
+                "SELECT string_agg(suffix || ':' || count, E'\\r\\n' ORDER BY suffix) FROM breach_hashes "
+                "WHERE prefix = %s"
+            )
 
     def import_path(self, path: Path, *, batch: int = BATCH) -> ImportResult:
         """Imports a range-format file or a directory of per-prefix files (streaming, batched upserts)."""
@@ -154,6 +164,18 @@ class BreachCorpus:
             rows = [(suffix, int(count)) for suffix, count in cursor.fetchall()]
             cursor.close()
             return rows
+        finally:
+            raw.close()
+
+    def range_text(self, prefix: str) -> str:
+        """The unpadded answer under ``prefix``: ``render_range(self.range(prefix))``, built by the database."""
+        raw: Any = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(self._text_sql, (prefix,))
+            row = cursor.fetchone()
+            cursor.close()
+            return (row[0] if row else None) or ""
         finally:
             raw.close()
 

@@ -32,7 +32,8 @@ def router(guard: Any, auth: Any, render: Callable[..., Response]) -> APIRouter:
         auth.identify(request, "decide")
         checked = check_prefix(prefix)
         padded = pad or request.headers.get("add-padding", "").lower() == "true"
-        body = render_range(service.corpus.range(checked), pad=padded, pad_to=pad_to)
+        corpus = service.corpus
+        body = render_range(corpus.range(checked), pad=True, pad_to=pad_to) if padded else corpus.range_text(checked)
         return PlainTextResponse(body, headers={"Cache-Control": "private, max-age=300"})
 
     @routes.get("/v1/leaks", summary="Registered leaks of personal data (tokens only; no raw values exist)")

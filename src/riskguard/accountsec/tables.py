@@ -2,7 +2,9 @@
 
 ``breach_hashes``: the breached-password corpus as the range API serves it — SHA-1 split into its
 5-hex-digit prefix and 35-digit suffix (upper case), with the number of times it was seen. The primary
-key (prefix, suffix) is the index a range query reads.
+key (prefix, suffix) is the index a range query reads; on SQLite the table is WITHOUT ROWID, so the rows
+of one prefix lie together (a range of ~800 rows was 3.7 ms of random page reads with a rowid table, 0.5 ms
+clustered).
 
 ``leaks``: one row per registered leak of personal data (name, source, when it was discovered, when its
 watch flags expire). ``leak_identifiers``: its identifiers as keyed tokens only (privacy.FieldCipher
@@ -23,6 +25,7 @@ breach_hashes = Table(
     Column("prefix", String(5), primary_key=True),
     Column("suffix", String(35), primary_key=True),
     Column("count", BigInteger, nullable=False),
+    sqlite_with_rowid=False,  # rows clustered by (prefix, suffix): a range is one contiguous read
 )
 
 leaks = Table(

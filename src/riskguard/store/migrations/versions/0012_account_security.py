@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("suffix", sa.String(length=35), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("prefix", "suffix", name=op.f("pk_breach_hashes")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "leaks",
