@@ -295,9 +295,17 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
     from riskguard.replay.http import router as retro_router
 
     app.include_router(retro_router(guard, auth, _json))
+    from riskguard.cases.http import router as cases_router
+    from riskguard.cases.service import CaseService
+
+    app.state.cases = CaseService(guard)  # one per app: the console uses it too
+    app.include_router(cases_router(app.state.cases, auth, read_body, _json, _schema))
     from riskguard.accountsec.http import router as accountsec_router
 
     app.include_router(accountsec_router(guard, auth, _json))
+    from riskguard.console.web import mount_console
+
+    mount_console(app, guard)
     _merge_components(app)
     return app
 

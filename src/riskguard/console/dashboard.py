@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from riskguard.privacy.fields import open_document
 from riskguard.store.tables import decisions, events, labels
 
 OUTCOMES = ("allow", "challenge", "review", "block")
@@ -98,7 +99,7 @@ def compute(engine: Engine, *, days: int = 7, max_rows: int = 200_000) -> dict[s
             if is_fraud and r.decision == "allow":
                 lost_value += amount
         if r.decision != "allow":
-            for reason in json.loads(r.body).get("reasons", []):
+            for reason in json.loads(open_document(r.body)).get("reasons", []):
                 rule_hits[reason.get("rule") or reason.get("code") or "?"] += 1
     buckets = sorted(per_bucket)
     return {

@@ -17,6 +17,7 @@ from riskguard.console.dashboard import OUTCOMES, DashboardCache
 from riskguard.console.reveal import reveal_value
 from riskguard.console.web import COOKIE, LANG_COOKIE, PRE_COOKIE, Console, Ctx, Refused, handler
 from riskguard.errors import ValidationFailed
+from riskguard.privacy.fields import open_document
 from riskguard.store.lists import check_list_name
 from riskguard.store.tables import decisions, events, list_entries
 
@@ -68,7 +69,7 @@ def register(router: APIRouter, console: Console) -> None:
             return console.render(
                 ctx,
                 "login.html",
-                status=401,
+                code=401,
                 next=_safe_next(ctx.value("next")),
                 error=result.reason,
                 locked_until=result.locked_until,
@@ -151,7 +152,7 @@ def register(router: APIRouter, console: Console) -> None:
             payloads = guard.events.payloads([r.event_id for r in rows])
             for r in rows:
                 payload = json.loads(payloads.get(r.event_id, "{}"))
-                reasons = json.loads(r.body).get("reasons", []) if r.body else []
+                reasons = json.loads(open_document(r.body)).get("reasons", []) if r.body else []
                 recent.append(
                     {
                         "event_id": r.event_id,

@@ -93,6 +93,7 @@ class Console:
         self.settings = guard.settings
         self.users = UserRepository.for_settings(guard.engine, guard.settings)
         self.refs = EntityRefs()
+        self.cases: Any = None  # the CaseService, set by mount_console
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=jinja2.select_autoescape(["html"]),
@@ -144,7 +145,7 @@ class Console:
             raise Refused(400, "form") from None
 
     # ------------------------------------------------------------------ responses
-    def render(self, ctx: Ctx, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    def render(self, ctx: Ctx, template: str, code: int = 200, **values: Any) -> HTMLResponse:
         t = i18n.translator(ctx.locale)
         pre = None
         if ctx.session is None:
@@ -158,7 +159,7 @@ class Console:
             path=ctx.request.url.path,
             **values,
         )
-        response = HTMLResponse(body, status_code=status)
+        response = HTMLResponse(body, status_code=code)
         if pre is not None and ctx.request.cookies.get(PRE_COOKIE) != pre:
             self.cookie(response, PRE_COOKIE, pre, max_age=3600)
         return response
@@ -179,7 +180,7 @@ class Console:
             return RedirectResponse(message, status_code=303)
         session = self.users.session(request.cookies.get(COOKIE))
         ctx = Ctx(request, session, self._locale(request, session))
-        return self.render(ctx, "error.html", status=status, status_code=status, message=message)
+        return self.render(ctx, "error.html", code=status, status_code=status, message=message)
 
     def entity(self, kind: str, value: str, *, revealed: bool = False) -> dict[str, Any]:
         """An entity for a template: its kind, display text (masked when personal) and opaque reference."""
@@ -226,7 +227,7 @@ def mount_console(app: FastAPI, guard: Any) -> Console:
     from riskguard.console import pages_admin, pages_cases, pages_main, pages_strategies
 
     console = Console(guard)
-    console.cases = getattr(guard, "cases", None) or CaseService(guard)
+    console.cases = getattr(app.state, "cases", None) or CaseService(guard)  # the REST routes' one, if made
     router = APIRouter(prefix="/console", include_in_schema=False)
     for module in (pages_main, pages_admin, pages_strategies, pages_cases):
         module.register(router, console)
