@@ -84,8 +84,11 @@ class CaseService:
     # ------------------------------------------------------------------ reveal
     def _reveal(self, actor: str, role: str | None, target: str, entities: list[tuple[str, str]], purpose: str) -> None:
         """Authorises an unmasked view through the privacy package's Revealer: one audited request for all
-        the entities shown (Forbidden for a role that may not reveal, Throttled after anomalous access)."""
-        self.guard.privacy.revealer.reveal_many(actor, role, entities, purpose=purpose, target=target)
+        the entities shown (Forbidden for a role that may not reveal, Throttled after anomalous access).
+        Only personal kinds count (phones, cards, addresses); accounts and devices are pseudonymous ids,
+        readable in the event log too, and are shown along with them."""
+        personal = [(kind, value) for kind, value in entities if kind in sealing.TOKEN_KINDS]
+        self.guard.privacy.revealer.reveal_many(actor, role, personal, purpose=purpose, target=target)
 
     # ------------------------------------------------------------------ alerts
     def sync(self, actor: str = "system", *, max_age_s: float | None = None) -> dict[str, Any]:
