@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python bench/trace.py
 	$(BIN)/python bench/features_offline.py
 	$(BIN)/python bench/device.py
+	$(BIN)/python bench/account_security.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/consortium.py
 	$(BIN)/python bench/graph.py
