@@ -13,31 +13,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from riskguard.device.cli import _with_guard  # action(guard) on the configured database, one-line errors
+
 breach_app = typer.Typer(
     help="The breached-password corpus behind GET /v1/breach/range/{prefix}.", no_args_is_help=True
 )
 leak_app = typer.Typer(help="Registered leaks of personal data: import, match, list, remove.", no_args_is_help=True)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _with_guard(action: Callable[[Any], Any]) -> Any:
-    from riskguard.cli.main import _errors, _guard
-
-    def run() -> Any:
-        guard = _guard()
-        try:
-            return action(guard)
-        finally:
-            guard.close()
-
-    return _errors(run)()
 
 
 def _print(data: Any) -> None:
