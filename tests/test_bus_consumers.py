@@ -14,13 +14,14 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from bus_helpers import bus_names, decide_all, published_flows, transfers
-from conftest import make_settings
 from riskguard.app import RiskGuard
 from riskguard.bus.consumers import ComplaintsConsumer, FlowsConsumer, GraphConsumer
 from riskguard.bus.runner import ConsumerRunner, decode
 from riskguard.bus.tables import bus_outbox, bus_processed
 from riskguard.complaints.tables import complaint_records
 from riskguard.store.tables import published_features
+
+from conftest import make_settings
 
 
 @pytest.fixture(params=["redis", "nats"])
@@ -110,7 +111,8 @@ def _complaint(i: int) -> dict[str, Any]:
         "account_id": f"cust-{i}",
         "device_id": "agent-phone-1",
         "attributes": {
-            "text": f"本人因疫情失业，无力偿还贵司借款{20000 + i}元。现要求停息挂账、减免全部罚息，否则向金融监管总局投诉。",
+            "text": f"本人因疫情失业，无力偿还贵司借款{20000 + i}元。现要求停息挂账、减免全部罚息，"
+            "否则向金融监管总局投诉。",
             "contact_phone": "+8616612345678",
         },
     }

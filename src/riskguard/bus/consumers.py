@@ -5,8 +5,9 @@
   event as processed; then the mule features ``bus.pass_through`` (of the money an account received, the
   share it sent on: min(sent, received) / received, once it received twice or more) and
   ``bus.inflows`` (transfers received) are published for the accounts it touched, for rules to read
-  (``aggregate: published``). At start it republishes every account's values, so a crash between the
-  commit and the publication leaves nothing stale.
+  (``aggregate: published``) — at most once a second, and when the consumer stops. At start it
+  republishes every account's values, so a crash between the commit and the publication leaves nothing
+  stale.
 - ``complaints``: complaints, loan applications and the transfers their customers make go to the
   organised-complaint analyser (``riskguard.complaints``): records filed once per event id, suspected
   agent rings raised as complaint alerts, ring features published.
@@ -26,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 
 from riskguard.bus.runner import Message
 from riskguard.bus.tables import bus_account_flows
@@ -42,10 +43,26 @@ class FlowsConsumer:
     name = "flows"
     transactional = True
 
-    def __init__(self, guard: Any, *, actor: str = "bus.flows") -> None:
+    def __init__(self, guard: Any, *, actor: str = "bus.flows", publish_every_s: float = 1.0) -> None:
         self.guard = guard
         self.engine = guard.engine
         self.actor = actor
+        self.publish_every_s = publish_every_s
+        self._touched: set[str] = set()
+        self._due: set[str] = set()  # accounts changed since the features were last published
+        self._published_at = 0.0
+        table = bus_account_flows
+        self._update = (
+            update(table)
+            .where(table.c.account_id == bindparam("k_account"), table.c.currency == bindparam("k_currency"))
+            .values(
+                received_count=bindparam("received_count"),
+                received_amount=bindparam("received_amount"),
+                sent_count=bindparam("sent_count"),
+                sent_amount=bindparam("sent_amount"),
+                updated_at=bindparam("updated_at"),
+            )
+        )
 
     @staticmethod
     def deltas(messages: Sequence[Message]) -> dict[tuple[str, str], list[Any]]:
@@ -72,7 +89,7 @@ class FlowsConsumer:
     def apply(self, connection: Connection | None, messages: Sequence[Message]) -> None:
         assert connection is not None
         deltas = self.deltas(messages)
-        self._touched = {account for account, _currency in deltas}
+        self._touched = {account for account, _currency in deltas}  # read by ``after``, once committed
         if not deltas:
             return
         table = bus_account_flows
@@ -82,7 +99,7 @@ class FlowsConsumer:
             query = query.with_for_update()
         known = {(row.account_id, row.currency): row for row in connection.execute(query)}
         now = utcnow()
-        fresh = []
+        fresh, changed = [], []
         for key in keys:
             rc, ra, sc, sa = deltas[key]
             row = known.get(key)
@@ -98,25 +115,29 @@ class FlowsConsumer:
                         "updated_at": now,
                     }
                 )
-                continue
-            connection.execute(
-                update(table)
-                .where(table.c.account_id == key[0], table.c.currency == key[1])
-                .values(
-                    received_count=row.received_count + rc,
-                    received_amount=str(Decimal(row.received_amount) + ra),
-                    sent_count=row.sent_count + sc,
-                    sent_amount=str(Decimal(row.sent_amount) + sa),
-                    updated_at=now,
+            else:
+                changed.append(
+                    {
+                        "k_account": key[0],
+                        "k_currency": key[1],
+                        "received_count": row.received_count + rc,
+                        "received_amount": str(Decimal(row.received_amount) + ra),
+                        "sent_count": row.sent_count + sc,
+                        "sent_amount": str(Decimal(row.sent_amount) + sa),
+                        "updated_at": now,
+                    }
                 )
-            )
+        if changed:
+            connection.execute(self._update, changed)
         if fresh:
             connection.execute(insert(table), fresh)
 
     def after(self, messages: Sequence[Message]) -> None:
-        touched = getattr(self, "_touched", set())
-        if touched:
-            self._publish(touched, replace=False)
+        self._due |= self._touched
+        if self._due and time.monotonic() - self._published_at >= self.publish_every_s:
+            self._publish(self._due, replace=False)
+            self._due = set()
+            self._published_at = time.monotonic()
 
     def features(self, accounts: set[str] | None) -> dict[str, dict[str, float]]:
         """``bus.pass_through`` and ``bus.inflows`` of ``accounts`` (None: every account)."""
@@ -154,7 +175,9 @@ class FlowsConsumer:
         return out
 
     def close(self) -> None:
-        pass
+        if self._due:
+            self._publish(self._due, replace=False)
+            self._due = set()
 
 
 class ComplaintsConsumer:
