@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python bench/consortium.py
 	$(BIN)/python bench/graph.py
 	$(BIN)/python bench/complaints.py
+	$(BIN)/python bench/bus.py
 	$(BIN)/python bench/fdh.py
 
 clean:
