@@ -13,11 +13,12 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
 from riskguard.privacy.cipher import is_token
-from riskguard.privacy.fields import open_document, seal_tree
-from riskguard.privacy.service import sealer_for, vault_open, vault_tokens
+from riskguard.privacy.fields import open_document, open_value, seal_tree
+from riskguard.privacy.service import sealer_for, vault_tokens
+from riskguard.privacy.tables import privacy_vault
 
 #: entity kinds stored as tokens (the event log seals these fields too)
 TOKEN_KINDS = frozenset({"phone", "card", "ip"})
@@ -62,9 +63,11 @@ def lookup(engine: Engine, kind: str, value: str) -> str:
 
 def opened(engine: Engine, connection: Connection, values: Iterable[str]) -> dict[str, str]:
     """{stored value: plaintext} for every token among ``values`` (other values are their own plaintext)."""
-    values = list(values)
-    cipher = sealer_for(engine)
-    tokens = [v for v in values if is_token(v)]
-    if cipher is None or not tokens:
-        return {}
-    return vault_open(connection, cipher, tokens)
+    tokens = sorted({v for v in values if is_token(v)})
+    found: dict[str, str] = {}
+    for start in range(0, len(tokens), 500):
+        query = select(privacy_vault.c.token, privacy_vault.c.sealed).where(
+            privacy_vault.c.token.in_(tokens[start : start + 500])
+        )
+        found.update({row.token: str(open_value(row.sealed)) for row in connection.execute(query)})
+    return found

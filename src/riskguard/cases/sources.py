@@ -22,7 +22,6 @@ Sources and what each alert carries:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from riskguard.cases import records
+from riskguard.cases import records, sealing
 from riskguard.cases.entities import of_event, of_members
 from riskguard.cases.inbox import AlertIn, AlertInbox, Recorded
 from riskguard.cases.tables import case_sync
@@ -159,7 +158,7 @@ def _ms(value: Any) -> datetime | None:
 
 
 def graph_alert(engine: Engine, row: Any) -> AlertIn:
-    evidence = json.loads(row.evidence)
+    evidence = sealing.loads(row.evidence)
     members = [str(m) for m in evidence.get("members", [])]
     identifiers = evidence.get("binding") or evidence.get("identifiers") or []
     first, last = _ms(evidence.get("first_activity_ms")), _ms(evidence.get("last_activity_ms"))
@@ -179,7 +178,7 @@ def graph_alert(engine: Engine, row: Any) -> AlertIn:
 
 
 def complaint_alert(engine: Engine, row: Any) -> AlertIn:
-    evidence = json.loads(row.evidence)
+    evidence = sealing.loads(row.evidence)
     members = evidence.get("members", [])
     accounts = sorted({m["account_id"] for m in members if m.get("account_id")})
     identifiers = [
@@ -267,7 +266,7 @@ def sync_traces(engine: Engine, inbox: AlertInbox, cursors: Cursors, now: dateti
         rows = connection.execute(query).all()
     alerts = []
     for row in rows:
-        alert = trace_alert(row.trace_id, row.created_at, json.loads(row.document))
+        alert = trace_alert(row.trace_id, row.created_at, sealing.loads(row.document))
         if alert is not None:
             alerts.append(alert)
     out = inbox.record(alerts, now=now, skip_known=True)

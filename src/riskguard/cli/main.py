@@ -261,6 +261,13 @@ def demo(
     devices: Annotated[
         bool, typer.Option(help="In process: customers' phones register attested keys and sign payments")
     ] = True,
+    investigate: Annotated[
+        bool,
+        typer.Option(
+            help="Decide into the configured database (RISKGUARD_DATABASE_URL, ./var/riskguard.db: what `make run` "
+            "serves), then rebuild the graph, trace victims' money and fill the alert inbox for the console"
+        ),
+    ] = False,
 ) -> None:
     """Stream a simulated world through riskguard and print what it caught, missed and cost."""
     from riskguard.sim.demo import DemoOptions, run_demo, write_json
@@ -283,6 +290,7 @@ def demo(
         database=db,
         strategy=strategy,
         devices=devices,
+        investigate=investigate,
     )
     summary = run_demo(options, _console())
     if json_out:

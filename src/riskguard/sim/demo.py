@@ -10,6 +10,7 @@ Without ``url`` the service runs in this process on a temporary SQLite database 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class DemoOptions:
     strategy: Path | None = None  # in process: publish this strategy instead of deciding with the starter
     labels: bool = True
     devices: bool = True  # in process: customers' phones register and sign with the reference client
+    investigate: bool = False  # decide into the configured database, then graph, traces, alert inbox (cases/demo.py)
 
 
 def progress_bar(console: Console) -> Progress:
@@ -113,6 +115,13 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
                 f"{options.connections} connections"
             )
             summary = _stream(target, events, labels, options, console)
+            if options.investigate:  # the service decided into its database: investigate there too
+                from riskguard.app import RiskGuard
+                from riskguard.cases.demo import investigate
+                from riskguard.config import Settings
+
+                with RiskGuard(Settings.from_env(), background=False, warm_features=False) as guard:
+                    summary["investigations"] = investigate(guard, world_dir, console)
         else:
             summary = _in_process(events, labels, options, console, Path(scratch), world_dir)
     summary["world"] = {
@@ -135,9 +144,12 @@ def _in_process(
     from riskguard.config import Settings
     from riskguard.logs import configure
 
-    database = options.database or scratch / "demo.db"
+    database: Any = options.database or scratch / "demo.db"
     configure("WARNING", json_lines=False)
     settings = Settings.from_env(environ={}, database_url=f"sqlite:///{database}")
+    if options.investigate and options.database is None:  # the configured database, which `make run` serves
+        settings = Settings.from_env()
+        database = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", settings.database_url)
     with RiskGuard(settings, background=False) as guard:
         if options.strategy is not None:
             guard.publish(options.strategy.read_text(encoding="utf-8"), actor="demo", note="riskguard demo --strategy")
@@ -153,6 +165,10 @@ def _in_process(
         if sign is not None:
             sign.settle()  # every registration stored (they share the decisions' group commits)
             summary["devices"] = {"registered": sign.registered, "signed_events": sign.signed}
+        if options.investigate:
+            from riskguard.cases.demo import investigate
+
+            summary["investigations"] = investigate(guard, world_dir, console)
         return summary
 
 
