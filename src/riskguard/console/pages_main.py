@@ -19,7 +19,7 @@ from riskguard.console.web import COOKIE, LANG_COOKIE, PRE_COOKIE, Console, Ctx,
 from riskguard.errors import ValidationFailed
 from riskguard.privacy.fields import open_document
 from riskguard.store.lists import check_list_name
-from riskguard.store.tables import decisions, events, list_entries
+from riskguard.store.tables import decisions, events
 
 
 def _safe_next(target: str) -> str:
@@ -169,10 +169,8 @@ def register(router: APIRouter, console: Console) -> None:
                         "rules": [x.get("rule") or x.get("code") for x in reasons],
                     }
                 )
-        with guard.engine.connect() as connection:
-            memberships = [
-                row._asdict() for row in connection.execute(select(list_entries).where(list_entries.c.value == value))
-            ]
+        # list values are stored as keyed tokens (privacy): the repository opens them
+        memberships = [row for row in guard.lists.entries() if row["value"] == value]
         entity_labels = guard.labels.for_entity(kind, value)
         related = _cases_for(console, kind, value)
         list_names = sorted({r["list_name"] for r in guard.lists.entries()} | {"blocked_accounts", "watch_accounts"})
