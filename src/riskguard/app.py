@@ -21,8 +21,8 @@ from typing import Any
 
 import msgspec
 
-from riskguard.bus.service import attach as attach_bus
 from riskguard.accountsec.service import AccountSecurity
+from riskguard.bus.service import attach as attach_bus
 from riskguard.config import Settings
 from riskguard.decision.pipeline import Pipeline, expand_rules, explain
 from riskguard.decision.stages import FeatureStage, ListIndex, ListStage
@@ -36,6 +36,7 @@ from riskguard.features.snapshots import SNAPSHOT_OVERLAP, FeatureSnapshots
 from riskguard.metrics import Metrics
 from riskguard.models.registry import ModelRegistry
 from riskguard.models.stage import ModelReasonStage, ModelStage, check_model
+from riskguard.privacy import PrivacyService
 from riskguard.rules.activation import EVENT_DECLARATIONS, event_variables
 from riskguard.rules.cel import Environment
 from riskguard.rules.strategy import CompiledStrategy, compile_strategy, load_strategy
@@ -96,6 +97,7 @@ class RiskGuard:
         self._warm_features = warm_features
         self.engine = open_engine(self.settings.database_url, sqlite_synchronous=self.settings.sqlite_synchronous)
         migrate(self.engine)
+        self.privacy = PrivacyService(self.engine, self.settings)  # field keys: seal on write, open on read
         self.events = EventRepository(self.engine)
         self.lists = ListRepository(self.engine)
         self.labels = LabelRepository(self.engine)
@@ -461,7 +463,7 @@ class RiskGuard:
                         "account_id": event.account_id,
                         "received_at": now,
                         "source": source,
-                        "payload": to_json(event).decode(),
+                        "payload": self.privacy.seal_payload(to_json(event).decode()),
                     }
                 )
             request.decision_rows.append(
@@ -474,7 +476,7 @@ class RiskGuard:
                     "degraded": body["degraded"],
                     "latency_ms": body["latency_ms"],
                     "decided_at": now,
-                    "body": _encode(body).decode(),
+                    "body": self.privacy.seal_document(_encode(body).decode()),
                 }
             )
             submission = Submission(body, request.ticket, False)
@@ -604,7 +606,7 @@ class RiskGuard:
                 "account_id": e.account_id,
                 "received_at": now,
                 "source": "async",
-                "payload": to_json(e).decode(),
+                "payload": self.privacy.seal_payload(to_json(e).decode()),
             }
             for e in unique
             if e.event_id not in conflicts

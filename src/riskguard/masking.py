@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from riskguard.events.schema import IDENTIFIER_FIELDS
@@ -22,3 +23,14 @@ def mask(value: str | None) -> str | None:
 
 def mask_event_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: (mask(v) if k in IDENTIFIER_FIELDS and isinstance(v, str) else v) for k, v in fields.items()}
+
+
+_IN_TEXT = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+|\d(?:[\s\-.]?\d){6,}|\b\d{1,3}(?:\.\d{1,3}){3}\b")
+
+
+def mask_text(text: str | None) -> str | None:
+    """Free text with the identifiers in it (e-mail addresses, runs of seven or more digits, IPv4
+    addresses) masked, for logs and the audit log."""
+    if not text:
+        return text
+    return _IN_TEXT.sub(lambda m: mask(m.group(0)) or "", text)

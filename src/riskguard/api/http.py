@@ -18,6 +18,7 @@ from riskguard.app import RiskGuard
 from riskguard.errors import RiskguardError, ValidationFailed
 from riskguard.events.schema import Event, EventBatch
 from riskguard.events.validate import decode_body, parse_batch, parse_event
+from riskguard.privacy.http import decision_view, list_view
 from riskguard.store.lists import check_list_name
 from riskguard.store.published import check_source
 
@@ -109,9 +110,15 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
         return _json(guard.ingest(events), 202)
 
     @app.get("/v1/decisions/{event_id}", tags=["decisions"], summary="A stored decision")
-    async def get_decision(request: Request, event_id: str, explain: bool = Query(False)) -> Response:
-        auth.identify(request, "decide")
-        result = guard.get_decision(event_id, with_explain=explain)
+    async def get_decision(
+        request: Request,
+        event_id: str,
+        explain: bool = Query(False),
+        reveal: bool = Query(False, description="unmasked list members (scope 'reveal'; audited)"),
+        purpose: str | None = Query(None, max_length=200, description="why, when revealing"),
+    ) -> Response:
+        key = auth.identify(request, "decide")
+        result = decision_view(guard, key, guard.get_decision(event_id, with_explain=explain), reveal, purpose)
         return _json(result, 200 if result["status"] == "decided" else 202)
 
     @app.post(
@@ -164,10 +171,18 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
         return _json({"recorded": len(ids), "ids": ids}, 201)
 
     @app.get("/v1/lists/{name}/entries", tags=["lists"], summary="Entries of a list")
-    async def get_list(request: Request, name: str, include_expired: bool = Query(False)) -> Response:
+    async def get_list(
+        request: Request,
+        name: str,
+        include_expired: bool = Query(False),
+        reveal: bool = Query(False, description="unmasked values (scope 'reveal'; audited)"),
+        purpose: str | None = Query(None, max_length=200, description="why, when revealing"),
+    ) -> Response:
         key = auth.identify(request, "admin")
         check_list_name(name)
-        entries = guard.lists.entries(name, include_expired=include_expired)
+        entries = list_view(
+            guard, key, name, guard.lists.entries(name, include_expired=include_expired), reveal, purpose
+        )
         guard.audit.record(actor_of(key), "list.view", name, {"entries": len(entries)})
         return _json({"list": name, "entries": entries})
 
@@ -303,6 +318,9 @@ def create_app(rg: RiskGuard | None = None) -> FastAPI:
     from riskguard.accountsec.http import router as accountsec_router
 
     app.include_router(accountsec_router(guard, auth, _json))
+    from riskguard.privacy.http import router as privacy_router
+
+    app.include_router(privacy_router(guard, auth, _json))
     from riskguard.console.web import mount_console
 
     mount_console(app, guard)

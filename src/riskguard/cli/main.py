@@ -22,6 +22,7 @@ from riskguard.console.cli import app as users_app
 from riskguard.consortium.cli import app as consortium_app
 from riskguard.device.cli import app as devices_app
 from riskguard.graph.cli import graph_app
+from riskguard.privacy.cli import keys_app, privacy_app
 from riskguard.replay import cli as replay_cli
 from riskguard.replay.cli import models_app
 from riskguard.tracing.cli import app as trace_app
@@ -47,6 +48,8 @@ app.add_typer(features_app, name="features")
 app.add_typer(complaints_app, name="complaints")
 app.add_typer(models_app, name="models")
 app.add_typer(devices_app, name="devices")
+app.add_typer(keys_app, name="keys")
+app.add_typer(privacy_app, name="privacy")
 app.add_typer(cases_app, name="cases")
 app.add_typer(breach_app, name="breach")
 app.add_typer(leak_app, name="leak")
@@ -125,6 +128,12 @@ def serve(
     if token:
         typer.echo(
             f"A new installation: this admin API key is shown once; store it now.\n  export RISKGUARD_KEY={token}\n",
+            err=True,
+        )
+    if guard.privacy.keyring_created:
+        typer.echo(
+            f"A new installation: field-encryption keys generated in {guard.privacy.keyring_path} (mode 0600); "
+            "back it up with the database — without it the personal data cannot be read.\n",
             err=True,
         )
     console_password = guard_console_admin(guard)

@@ -39,6 +39,8 @@ from riskguard.complaints.evidence import mask_evidence, ring_alert
 from riskguard.complaints.records import ENVELOPE_COLUMNS, KINDS, Record, from_event, from_fields
 from riskguard.complaints.tables import complaint_records
 from riskguard.events.schema import Event, to_json
+from riskguard.privacy.fields import open_document, seal_event
+from riskguard.privacy.service import sealer_for
 from riskguard.store.tables import utcnow
 
 SOURCES = ("complaints.agent_ring_member", "complaints.agent_payee", "complaints.agent_device")
@@ -83,7 +85,7 @@ class ComplaintService:
             .order_by(complaint_records.c.id)
         )
         with self.engine.connect() as connection:
-            return [(row.id, row.payload) for row in connection.execute(query)]
+            return [(row.id, str(open_document(row.payload))) for row in connection.execute(query)]
 
     def _sync(self) -> ComplaintAnalyzer:
         rows = self._stored_since(self._loaded)
@@ -109,7 +111,7 @@ class ComplaintService:
                 "kind": record.kind,
                 "account_id": record.account,
                 "occurred_at": datetime.fromtimestamp(record.at_ms / 1000, UTC),
-                "payload": payload,
+                "payload": self._seal(payload),
                 "score": assessment.score if assessment else None,
                 "route": assessment.route if assessment else None,
                 "signals": json.dumps(
@@ -119,6 +121,13 @@ class ComplaintService:
             }
             for payload, record, assessment in items
         ]
+
+    def _seal(self, payload: str) -> str:
+        """The event envelope with its personal fields sealed (field encryption at rest)."""
+        cipher = sealer_for(self.engine)
+        if cipher is None:
+            return payload
+        return json.dumps(seal_event(cipher, json.loads(payload)), ensure_ascii=False)
 
     def _store(self, rows: list[dict[str, Any]]) -> None:
         if not rows:

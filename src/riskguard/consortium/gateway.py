@@ -31,6 +31,7 @@ from riskguard.consortium.state import LedgerState
 from riskguard.consortium.tables import consortium_watch
 from riskguard.consortium.tokens import TokenClient, normalise
 from riskguard.errors import ConfigError
+from riskguard.privacy.service import lookup_keys, open_rows, token_values
 from riskguard.store.tables import utcnow
 
 log = logging.getLogger("riskguard.consortium")
@@ -77,10 +78,12 @@ class Gateway:
             return 0
         tokens = self.tokens.tokens(kind, fresh)
         now = utcnow()
-        rows = [
-            {"token": t, "subject_kind": kind, "value": v, "added_at": now} for t, v in zip(tokens, fresh, strict=True)
-        ]
         with self.engine.begin() as connection:
+            stored = token_values(connection, self.engine, fresh)  # our own token; the value sealed in the vault
+            rows = [
+                {"token": t, "subject_kind": kind, "value": stored[v], "added_at": now}
+                for t, v in zip(tokens, fresh, strict=True)
+            ]
             connection.execute(self._insert(consortium_watch).on_conflict_do_nothing(), rows)
         return len(rows)
 
@@ -89,9 +92,11 @@ class Gateway:
         with self.engine.connect() as connection:
             for start in range(0, len(values), 500):
                 query = select(consortium_watch.c.value).where(
-                    consortium_watch.c.subject_kind == kind, consortium_watch.c.value.in_(values[start : start + 500])
+                    consortium_watch.c.subject_kind == kind,
+                    consortium_watch.c.value.in_(lookup_keys(self.engine, values[start : start + 500])),
                 )
-                found.update(connection.execute(query).scalars())
+                rows = [{"value": v} for v in connection.execute(query).scalars()]
+                found.update(row["value"] for row in open_rows(connection, rows, "value"))
         return found
 
     def unwatch(self, kind: str, values: list[str]) -> int:
@@ -99,14 +104,16 @@ class Gateway:
         with self.engine.begin() as connection:
             result = connection.execute(
                 delete(consortium_watch).where(
-                    consortium_watch.c.subject_kind == kind, consortium_watch.c.value.in_(wanted)
+                    consortium_watch.c.subject_kind == kind,
+                    consortium_watch.c.value.in_(lookup_keys(self.engine, wanted)),
                 )
             )
         return int(result.rowcount or 0)
 
     def watched(self) -> dict[str, str]:
         with self.engine.connect() as connection:
-            return dict(connection.execute(select(consortium_watch.c.token, consortium_watch.c.value)).all())
+            rows = [r._asdict() for r in connection.execute(select(consortium_watch.c.token, consortium_watch.c.value))]
+            return {row["token"]: row["value"] for row in open_rows(connection, rows, "value")}
 
     def check_strategy(self) -> list[str]:
         self.guard.refresh()

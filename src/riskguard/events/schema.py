@@ -87,5 +87,10 @@ def to_json(event: Event) -> bytes:
 
 
 def from_stored(payload: bytes | str) -> Event:
-    """Decode an event the store wrote; it was validated on the way in."""
+    """Decode an event the store wrote; it was validated on the way in. Sealed personal fields (field
+    encryption at rest, riskguard.privacy) are opened first."""
+    if (b'"enc1:' in payload) if isinstance(payload, bytes) else ('"enc1:' in payload):
+        from riskguard.privacy.fields import open_document
+
+        payload = open_document(payload)
     return msgspec.json.decode(payload, type=Event)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,9 +132,21 @@ def _blocks(view: Bipartite, config: RefreshConfig) -> list[dict[str, Any]]:
     return out
 
 
-def analyse(graph: EntityGraph, labels: pl.DataFrame | None = None, config: RefreshConfig | None = None) -> GraphResult:
+#: computes the ring components and the association risk elsewhere (Spark: ``riskguard.spark.graph``):
+#: ``offload(view, seeds) -> (component label per node, risk frame)``
+Offload = Callable[[Bipartite, list[tuple[str, int]]], tuple[np.ndarray, pl.DataFrame]]
+
+
+def analyse(
+    graph: EntityGraph,
+    labels: pl.DataFrame | None = None,
+    config: RefreshConfig | None = None,
+    *,
+    offload: Offload | None = None,
+) -> GraphResult:
     """Everything a refresh computes, in memory. The graph is encoded (``encode.py``) and cleaned
-    (``view.py``) once; every step reuses both."""
+    (``view.py``) once; every step reuses both. ``offload``: the ring components and the association
+    risk computed elsewhere (on Spark) instead of in-process."""
     config = config or RefreshConfig()
     timings: dict[str, float] = {}
 
@@ -144,17 +157,25 @@ def analyse(graph: EntityGraph, labels: pl.DataFrame | None = None, config: Refr
     encoded = encode(graph)
     view = binding_of(encoded, graph.config)
     timed("encode", started)
+    components = None
+    if offload is not None:
+        started = time.perf_counter()
+        components, offloaded_risk = offload(view, _fraud_seeds(labels))
+        timed("offload", started)
     started = time.perf_counter()
-    rings = find_rings(graph, config.rings, labels, view=view)
+    rings = find_rings(graph, config.rings, labels, view=view, components=components)
     timed("rings", started)
     started = time.perf_counter()
-    risk = association_risk(
-        graph,
-        _fraud_seeds(labels),
-        restart=config.risk_restart,
-        half_life_days=config.risk_half_life_days,
-        view=view,
-    )
+    if offload is None:
+        risk = association_risk(
+            graph,
+            _fraud_seeds(labels),
+            restart=config.risk_restart,
+            half_life_days=config.risk_half_life_days,
+            view=view,
+        )
+    else:
+        risk = offloaded_risk
     timed("association", started)
     started = time.perf_counter()
     blocks = _blocks(view, config)
@@ -205,13 +226,14 @@ def events_from_store(rg: Any, window_days: int) -> pl.DataFrame:
 def labels_from_store(rg: Any) -> pl.DataFrame:
     from sqlalchemy import select
 
+    from riskguard.privacy.service import open_rows
     from riskguard.store.tables import labels
 
     query = select(labels.c.entity_kind, labels.c.entity_value, labels.c.label, labels.c.labelled_at).where(
         labels.c.entity_kind.is_not(None)
     )
     with rg.engine.connect() as connection:
-        rows = [row._asdict() for row in connection.execute(query)]
+        rows = open_rows(connection, [row._asdict() for row in connection.execute(query)], "entity_value")
     schema = {
         "entity_kind": pl.String,
         "entity_value": pl.String,
@@ -228,9 +250,12 @@ def refresh_service(
     save_dir: Path | None = None,
     config: RefreshConfig | None = None,
     actor: str = "graph",
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """Builds the graph (from ``events`` or the service's log), analyses it, publishes the features (each
-    source replaced), records alerts and, with ``save_dir``, saves the graph as Parquet."""
+    source replaced), records alerts and, with ``save_dir``, saves the graph as Parquet. ``engine``:
+    ``local`` (in-process) or ``spark`` (components and association on Spark, docs/spark.md); default
+    ``RISKGUARD_BATCH_ENGINE``."""
     from riskguard.graph.alerts import GraphAlertRepository
 
     config = config or RefreshConfig()
@@ -240,7 +265,13 @@ def refresh_service(
     if frame.height:
         graph.update(frame)
     built = time.perf_counter() - started
-    result = analyse(graph, labels_from_store(rg), config)
+    offload, spark_stats = None, {}
+    if (engine or rg.settings.batch_engine) == "spark":
+        from riskguard.spark.graph import spark_offload
+        from riskguard.spark.session import spark_session
+
+        offload = spark_offload(spark_session(rg.settings, "riskguard-graph-refresh"), graph, config, spark_stats)
+    result = analyse(graph, labels_from_store(rg), config, offload=offload)
     step = time.perf_counter()
     published = {
         source: rg.publish_features(source, values, replace=True, actor=actor)
@@ -266,6 +297,8 @@ def refresh_service(
             "alerts_and_save": round(stored, 3),
             "total": round(time.perf_counter() - started, 3),
         },
+        "engine": "spark" if offload is not None else "local",
+        **({"spark": spark_stats} if spark_stats else {}),
         "compromised_accounts": result.rings.compromised.height,
         "risk_accounts": int(np.count_nonzero(result.risk["risk"].to_numpy())),
     }

@@ -45,6 +45,7 @@ _EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
 _IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 _IPV6 = re.compile(r"\b[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{0,4}){2,7}\b")
 _DIGIT_RUN = re.compile(r"\d(?:[\s\-.]?\d){6,}")  # seven or more digits, separators allowed
+_CJK = re.compile(r"[\u3400-\u9fff]")
 _KEY_CACHE: dict[str, str | None] = {}
 
 
@@ -79,7 +80,9 @@ def kind_of_value(value: str) -> str | None:
     if _IPV4.search(value) or (":" in value and _IPV6.search(value)):
         return "ip"
     if len(value) >= 24 and " " in value.strip():
-        return "text"
+        return "text"  # free text of several words may name someone
+    if len(value) >= 8 and _CJK.search(value):
+        return "text"  # the same in Chinese, written without spaces
     return None
 
 
@@ -136,6 +139,11 @@ def open_value(text: str) -> Any:
         return text
     key_id, kind, _ = FieldCipher.parts(text)
     cipher = _ciphers.get(key_id)
+    if cipher is None:  # a key activated since the cipher was registered (rotation): look again
+        with _lock:
+            cipher = next((c for c in set(_ciphers.values()) if key_id in c.keyring.keys), None)
+        if cipher is not None:
+            register(cipher)
     if cipher is None:
         raise SealError(f"no cipher in this process holds key {key_id!r}")
     plain = cipher.open(text)

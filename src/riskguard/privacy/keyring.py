@@ -180,7 +180,7 @@ def load(inline: str, keyring_file: str, database_url: str, *, may_create: bool)
         write_file(path, keyring, create=True)
     except FileExistsError:  # another process of the same installation generated it first
         return read_file(path), path, False
-    log.warning(
+    log.info(  # `riskguard serve` says so on the console too, as it does for the first API key
         "generated a new keyring for field encryption at %s (mode 0600): back it up with the database; "
         "without it the encrypted personal data cannot be read",
         path,

@@ -37,7 +37,6 @@ from riskguard.privacy.cipher import FieldCipher, is_sealed
 from riskguard.privacy.settings import working_hours
 from riskguard.privacy.tables import privacy_alerts, privacy_canaries, privacy_reveal_counts, privacy_throttles
 from riskguard.store import audit
-from riskguard.store.alerts import AlertRepository
 from riskguard.store.tables import utcnow
 
 #: the role an API client reveals under (the HTTP layer grants it to keys with the ``reveal`` scope)
@@ -106,6 +105,8 @@ class Revealer:
         self._clock = clock
         self._zone = ZoneInfo(self.policy.timezone)
         self._hours = working_hours(self.policy.working_hours)
+        from riskguard.store.alerts import AlertRepository  # store/alerts.py seals evidence through this package
+
         self.alerts = AlertRepository(engine, privacy_alerts, noun="privacy alert", audit_action="privacy_alert.status")
 
     # ------------------------------------------------------------------ the reveal itself

@@ -124,7 +124,7 @@ def vault_tokens(connection: Connection, cipher: FieldCipher, kind: str, values:
     return tokens
 
 
-def vault_open(connection: Connection, cipher: FieldCipher, values: Iterable[str]) -> dict[str, str]:
+def vault_open(connection: Connection, values: Iterable[str]) -> dict[str, str]:
     """{token: plaintext} for the tokens among ``values`` (others are left out)."""
     tokens = sorted({v for v in values if is_token(v)})
     found: dict[str, str] = {}
@@ -133,5 +133,42 @@ def vault_open(connection: Connection, cipher: FieldCipher, values: Iterable[str
         for row in connection.execute(
             select(privacy_vault.c.token, privacy_vault.c.sealed).where(privacy_vault.c.token.in_(chunk))
         ):
-            found[row.token] = cipher.open(row.sealed)
+            found[row.token] = fields.open_value(row.sealed)
     return found
+
+
+def token_values(connection: Connection, engine: Engine, values: Iterable[str]) -> dict[str, str]:
+    """{value: what the store keeps for it}: its token (kind ``value``, exact match) with the sealed value
+    in the vault, or the value itself when field encryption is off."""
+    cipher = sealer_for(engine)
+    if cipher is None:
+        return {v: v for v in values}
+    return vault_tokens(connection, cipher, "value", values)
+
+
+def seal_text(engine: Engine, text: str | None) -> str | None:
+    """Free text (a reason, a note) sealed whole when field encryption is on: it may name anyone."""
+    cipher = sealer_for(engine)
+    return cipher.seal("text", text) if cipher is not None and text else text
+
+
+def lookup_keys(engine: Engine, values: Iterable[str]) -> list[str]:
+    """What to look ``values`` up by in a tokenised column: their tokens and, for rows an older
+    installation wrote before encryption, the values themselves."""
+    values = list(values)
+    cipher = sealer_for(engine)
+    if cipher is None:
+        return values
+    return values + [cipher.token("value", v) for v in values]
+
+
+def open_rows(connection: Connection, rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:
+    """``rows`` with the tokens in ``columns`` replaced by their plaintext (from the vault) and sealed
+    values opened, in place."""
+    plain = vault_open(connection, (row[c] for row in rows for c in columns if row.get(c)))
+    for row in rows:
+        for column in columns:
+            value = row.get(column)
+            if isinstance(value, str):
+                row[column] = plain.get(value) or fields.open_value(value)
+    return rows

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -31,6 +32,8 @@ from riskguard.errors import NotFound
 from riskguard.events.schema import IDENTIFIER_FIELDS, from_stored
 from riskguard.features.offline_input import load_events
 from riskguard.masking import mask
+from riskguard.privacy.fields import open_document
+from riskguard.privacy.service import lookup_keys, open_rows
 from riskguard.replay.engine import OUTCOMES, decide
 from riskguard.replay.history import History, read_labels
 from riskguard.rules.strategy import CompiledStrategy
@@ -257,15 +260,29 @@ def from_database(
         events = [from_stored(r.payload) for r in rows]
         values = [v for v in (getattr(target, f) for f in IDENTIFIER_FIELDS) if v is not None]
         ids = [e.event_id for e in events]
-        label_rows = connection.execute(
-            select(labels_table).where(labels_table.c.event_id.in_(ids) | labels_table.c.entity_value.in_(values))
-        ).all()
+        keys = lookup_keys(guard.engine, values)  # entity values are tokens at rest
+        label_rows = [
+            SimpleNamespace(**row)
+            for row in open_rows(
+                connection,
+                [
+                    r._asdict()
+                    for r in connection.execute(
+                        select(labels_table).where(
+                            labels_table.c.event_id.in_(ids) | labels_table.c.entity_value.in_(keys)
+                        )
+                    )
+                ],
+                "entity_value",
+                "note",
+            )
+        ]
         recorded_rows = connection.execute(
             select(decisions_table.c.event_id, decisions_table.c.body).where(decisions_table.c.event_id.in_(ids))
         ).all()
     recorded = {}
     for r in recorded_rows:
-        body = msgspec.json.decode(r.body)
+        body = msgspec.json.decode(open_document(r.body))  # decision bodies are sealed at rest
         explain = body.get("explain", {})
         recorded[r.event_id] = {
             "decision": body.get("decision"),

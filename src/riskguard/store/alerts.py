@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, insert, select, update
 
 from riskguard.errors import NotFound, ValidationFailed
+from riskguard.privacy.fields import open_document
+from riskguard.privacy.service import sealer_for
 from riskguard.store import audit
 from riskguard.store.tables import utcnow
 
@@ -52,7 +54,7 @@ class AlertRepository:
                 "kind": alert["kind"],
                 "score": float(alert["score"]),
                 "accounts": len(alert["accounts"]),
-                "evidence": json.dumps(alert["evidence"], ensure_ascii=False, sort_keys=True, default=str),
+                "evidence": self._seal(json.dumps(alert["evidence"], ensure_ascii=False, sort_keys=True, default=str)),
                 "last_seen_at": now,
             }
             if alert["key"] in known:
@@ -109,8 +111,12 @@ class AlertRepository:
                 audit.record(connection, actor, self._action, str(alert_id), {"status": "closed", "why": "merged"})
         return len(stale)
 
+    def _seal(self, text: str) -> str:
+        cipher = sealer_for(self._engine)
+        return cipher.seal("document", text) if cipher is not None else text
+
     @staticmethod
     def _row(row: Any) -> dict[str, Any]:
         out = row._asdict()
-        out["evidence"] = json.loads(out["evidence"])
+        out["evidence"] = json.loads(open_document(out["evidence"]))  # sealed at rest: it names identifiers
         return out

@@ -18,7 +18,7 @@ from riskguard.errors import NotFound, ValidationFailed
 from riskguard.store import audit
 from riskguard.store.tables import api_keys, utcnow
 
-SCOPES = ("decide", "label", "admin", "investigate")
+SCOPES = ("decide", "label", "admin", "investigate", "reveal")  # reveal: unmasked personal data (audited)
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class ApiKey:
     scopes: frozenset[str]
 
     def allows(self, scope: str) -> bool:
+        if scope == "reveal":  # never implied by admin: unmasked personal data is granted on its own
+            return scope in self.scopes
         return "admin" in self.scopes or scope in self.scopes
 
 

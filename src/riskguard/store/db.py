@@ -46,6 +46,7 @@ def open_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA secure_delete=ON")  # replaced values (key rotation) leave no old bytes
             cursor.close()
 
         return engine

@@ -11,7 +11,19 @@ from typing import Any
 from sqlalchemy import Engine, and_, bindparam, func, insert, select
 
 from riskguard.errors import Conflict, NotFound
+from riskguard.privacy.cipher import SealError
+from riskguard.privacy.fields import open_document
 from riskguard.store.tables import challenge_outcomes, decisions, events, utcnow
+
+
+def _opened(body: str | None) -> str | None:
+    """A stored decision body with its sealed parts opened (field encryption at rest, riskguard.privacy)."""
+    return None if body is None else open_document(body)  # type: ignore[return-value]
+
+
+def _opened_row(row: dict[str, Any]) -> dict[str, Any]:
+    row["payload"] = _opened(row["payload"])
+    return row
 
 
 class EventRepository:
@@ -31,11 +43,13 @@ class EventRepository:
         """
         with self._fast_lock:
             try:
-                return self._fast_lookup(event_id)
+                return _opened(self._fast_lookup(event_id))
+            except SealError:
+                raise
             except Exception:
                 self._close_fast()
         with self._engine.connect() as connection:
-            return connection.execute(self._decision_by_id, {"event_id": event_id}).scalar()
+            return _opened(connection.execute(self._decision_by_id, {"event_id": event_id}).scalar())
 
     def _fast_lookup(self, event_id: str) -> str | None:
         if self._raw is None:
@@ -101,7 +115,7 @@ class EventRepository:
             .limit(limit)
         )
         with self._engine.connect() as connection:
-            return [(row.event_id, row.payload) for row in connection.execute(query)]
+            return [(row.event_id, _opened(row.payload) or "") for row in connection.execute(query)]
 
     def payloads(self, event_ids: list[str]) -> dict[str, str]:
         """The stored payload of each of ``event_ids`` that exists."""
@@ -110,7 +124,7 @@ class EventRepository:
             for start in range(0, len(event_ids), 500):
                 chunk = event_ids[start : start + 500]
                 query = select(events.c.event_id, events.c.payload).where(events.c.event_id.in_(chunk))
-                found.update({row.event_id: row.payload for row in connection.execute(query)})
+                found.update({row.event_id: _opened(row.payload) or "" for row in connection.execute(query)})
         return found
 
     def stream_since(self, since: datetime, batch: int = 5000) -> Iterator[tuple[str, str]]:
@@ -128,7 +142,7 @@ class EventRepository:
         )
         with self._engine.connect() as connection:
             for row in connection.execute(query):
-                yield row.type, row.payload
+                yield row.type, _opened(row.payload) or ""
 
     def decided_since(self, since: datetime, batch: int = 5000) -> Iterator[str]:
         """Payloads of the events decided at or after ``since``, in the order they were decided."""
@@ -141,7 +155,7 @@ class EventRepository:
         )
         with self._engine.connect() as connection:
             for row in connection.execute(query):
-                yield row.payload
+                yield _opened(row.payload) or ""
 
     def outcomes_recorded_since(self, since: datetime) -> list[dict[str, Any]]:
         """Challenge outcomes recorded at or after ``since``, in that order, with their event's payload."""
@@ -152,7 +166,7 @@ class EventRepository:
             .order_by(challenge_outcomes.c.recorded_at)
         )
         with self._engine.connect() as connection:
-            return [row._asdict() for row in connection.execute(query)]
+            return [_opened_row(row._asdict()) for row in connection.execute(query)]
 
     def outcomes_since(self, since: datetime) -> list[dict[str, Any]]:
         query = (
@@ -162,7 +176,7 @@ class EventRepository:
             .order_by(challenge_outcomes.c.reported_at)
         )
         with self._engine.connect() as connection:
-            return [row._asdict() for row in connection.execute(query)]
+            return [_opened_row(row._asdict()) for row in connection.execute(query)]
 
     def record_outcome(self, event_id: str, result: str, method: str, reported_at: datetime) -> dict[str, Any]:
         """Stores the client's report of a step-up challenge; a second, different report is a conflict."""

@@ -10,6 +10,8 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from riskguard.errors import ValidationFailed
+from riskguard.masking import mask, mask_text
+from riskguard.privacy.service import lookup_keys, open_rows, seal_text, token_values
 from riskguard.store import audit
 from riskguard.store.tables import list_entries, utcnow
 
@@ -61,7 +63,10 @@ class ListRepository:
             },
         )
         with self._engine.begin() as connection:
-            connection.execute(statement, rows)
+            stored = token_values(connection, self._engine, [r["value"] for r in rows])  # tokens, sealed in the vault
+            connection.execute(
+                statement, [{**r, "value": stored[r["value"]], "reason": seal_text(self._engine, reason)} for r in rows]
+            )
             audit.record(
                 connection,
                 actor,
@@ -69,9 +74,9 @@ class ListRepository:
                 name,
                 {
                     "count": len(rows),
-                    "reason": reason,
+                    "reason": mask_text(reason),
                     "expires_at": expires_at,
-                    "values": [r["value"] for r in rows][:100],
+                    "values": [mask(r["value"]) for r in rows][:100],
                 },
             )
         return len(rows)
@@ -79,10 +84,12 @@ class ListRepository:
     def remove(self, name: str, values: list[str], *, actor: str) -> int:
         check_list_name(name)
         with self._engine.begin() as connection:
+            keys = lookup_keys(self._engine, values)
             result = connection.execute(
-                delete(list_entries).where(list_entries.c.list_name == name, list_entries.c.value.in_(values))
+                delete(list_entries).where(list_entries.c.list_name == name, list_entries.c.value.in_(keys))
             )
-            audit.record(connection, actor, "list.remove", name, {"count": result.rowcount, "values": values[:100]})
+            masked = [mask(v) for v in values[:100]]
+            audit.record(connection, actor, "list.remove", name, {"count": result.rowcount, "values": masked})
         return int(result.rowcount or 0)
 
     def entries(self, name: str | None = None, *, include_expired: bool = False) -> list[dict[str, Any]]:
@@ -91,7 +98,8 @@ class ListRepository:
             query = query.where(list_entries.c.list_name == name)
         now = utcnow()
         with self._engine.connect() as connection:
-            rows = [row._asdict() for row in connection.execute(query)]
+            rows = open_rows(connection, [row._asdict() for row in connection.execute(query)], "value", "reason")
+        rows.sort(key=lambda r: (r["list_name"], r["value"]))  # stored by token: order by the plaintext
         if not include_expired:
             rows = [r for r in rows if r["expires_at"] is None or r["expires_at"] > now]
         return rows

@@ -27,6 +27,7 @@ import polars as pl
 from sqlalchemy import Engine, select
 
 from riskguard.errors import ValidationFailed
+from riskguard.privacy.fields import open_document
 from riskguard.store.tables import events as events_table
 from riskguard.tracing.ledger import Ledger, parse_amounts
 from riskguard.tracing.money import AmountError, to_minor
@@ -90,7 +91,7 @@ def ledger_from_store(
     currencies: set[str] = set()
     with engine.connect() as connection:
         for (payload,) in connection.execute(query):
-            event = _decode(payload)
+            event = _decode(open_document(payload))  # personal fields are sealed at rest
             if event.amount is None:
                 continue
             if currency is not None and event.currency != currency:

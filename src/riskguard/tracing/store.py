@@ -10,8 +10,17 @@ from typing import Any
 from sqlalchemy import Column, Engine, Index, Integer, String, Table, Text, insert, select
 
 from riskguard.errors import NotFound
+from riskguard.privacy.fields import open_document
+from riskguard.privacy.service import sealer_for
 from riskguard.store import audit
 from riskguard.store.tables import UTCDateTime, metadata, utcnow
+
+
+def _seal(engine: Engine, text: str) -> str:
+    """Trace requests and documents name victims' and mules' identifiers: sealed whole at rest."""
+    cipher = sealer_for(engine)
+    return cipher.seal("document", text) if cipher is not None else text
+
 
 traces = Table(
     "traces",
@@ -45,8 +54,8 @@ class TraceRepository:
                     rule=rule,
                     as_of=as_of,
                     reports=document["summary"]["reports"],
-                    request=json.dumps(request, ensure_ascii=False, default=str),
-                    document=json.dumps(document, ensure_ascii=False),
+                    request=_seal(self._engine, json.dumps(request, ensure_ascii=False, default=str)),
+                    document=_seal(self._engine, json.dumps(document, ensure_ascii=False)),
                 )
             )
             audit.record(
@@ -66,12 +75,12 @@ class TraceRepository:
             text = connection.execute(select(traces.c.document).where(traces.c.trace_id == trace_id)).scalar()
         if text is None:
             raise NotFound(f"no trace {trace_id!r}")
-        return json.loads(text)
+        return json.loads(open_document(text))
 
     def requests_since(self, since: datetime) -> list[dict[str, Any]]:
         query = select(traces.c.request).where(traces.c.created_at >= since).order_by(traces.c.created_at)
         with self._engine.connect() as connection:
-            return [json.loads(text) for (text,) in connection.execute(query)]
+            return [json.loads(open_document(text)) for (text,) in connection.execute(query)]
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         query = (
@@ -97,7 +106,7 @@ class TraceRepository:
                 "rule": row.rule,
                 "as_of": row.as_of,
                 "reports": row.reports,
-                "summary": json.loads(row.document)["summary"],
+                "summary": json.loads(open_document(row.document))["summary"],
             }
             for row in rows
         ]
