@@ -13,7 +13,6 @@ The window is the latest ``days`` days of event time that hold decisions, read a
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from datetime import timedelta
@@ -21,13 +20,15 @@ from decimal import Decimal, InvalidOperation
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+import msgspec
+from sqlalchemy import Engine, case, func, select
 
 from riskguard.privacy.fields import open_document
 from riskguard.store.tables import decisions, events, labels
 
 OUTCOMES = ("allow", "challenge", "review", "block")
 MONEY_TYPES = {"payment", "transfer", "withdrawal"}
+_decode = msgspec.json.Decoder(dict).decode  # several times faster than json.loads on decision bodies
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -57,10 +58,12 @@ def compute(engine: Engine, *, days: int = 7, max_rows: int = 200_000) -> dict[s
                 events.c.type,
                 events.c.occurred_at,
                 events.c.account_id,
-                events.c.payload,
+                # only what a figure reads: payloads of money-moving events (amounts), bodies of non-allow
+                # decisions (rules); the rest stays in the database
+                case((events.c.type.in_(sorted(MONEY_TYPES)), events.c.payload), else_=None).label("payload"),
                 decisions.c.decision,
                 decisions.c.latency_ms,
-                decisions.c.body,
+                case((decisions.c.decision != "allow", decisions.c.body), else_=None).label("body"),
             )
             .select_from(events.join(decisions, decisions.c.event_id == events.c.event_id))
             .where(events.c.occurred_at > since)
@@ -90,16 +93,16 @@ def compute(engine: Engine, *, days: int = 7, max_rows: int = 200_000) -> dict[s
         else:
             legit += 1
             flagged_legit += r.decision in ("challenge", "block")
-        if r.type in MONEY_TYPES:
+        if r.payload is not None:
             try:
-                amount = Decimal(str(json.loads(r.payload).get("amount") or 0))
-            except (InvalidOperation, ValueError):
+                amount = Decimal(str(_decode(r.payload).get("amount") or 0))
+            except (InvalidOperation, ValueError, msgspec.DecodeError):
                 amount = Decimal(0)
             total_value += amount
             if is_fraud and r.decision == "allow":
                 lost_value += amount
-        if r.decision != "allow":
-            for reason in json.loads(open_document(r.body)).get("reasons", []):
+        if r.body is not None:
+            for reason in _decode(open_document(r.body)).get("reasons", []):
                 rule_hits[reason.get("rule") or reason.get("code") or "?"] += 1
     buckets = sorted(per_bucket)
     return {
