@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from riskguard.errors import Unavailable
 
-class BusUnavailable(RuntimeError):
+
+class BusUnavailable(Unavailable):
     """The bus server could not be reached or refused the operation; nothing was acknowledged."""
 
 

@@ -53,8 +53,7 @@ def consume(
     if name not in CONSUMERS:
         typer.echo(f"error: no consumer {name!r}; choose one of {', '.join(CONSUMERS)}", err=True)
         raise typer.Exit(2)
-    guard = _guard()
-    try:
+    with _guard() as guard:
         stop = _stop_on_signals()
         runner = ConsumerRunner(
             guard.engine,
@@ -78,16 +77,13 @@ def consume(
                 "lag_p50_s": round(lags[len(lags) // 2], 3) if lags else None,
             }
         )
-    finally:
-        guard.close()
 
 
 @bus_app.command("lag")
 @cli_errors
 def lag() -> None:
     """Every consumer group's backlog (waiting, in flight, dead-lettered) and the outbox's."""
-    guard = _guard()
-    try:
+    with _guard() as guard:
         bus = guard.bus_relay.bus
         from riskguard.bus.consumers import CONSUMERS
 
@@ -99,8 +95,6 @@ def lag() -> None:
                 "groups": [bus.lag(group).to_dict() for group in groups],
             }
         )
-    finally:
-        guard.close()
 
 
 @bus_app.command("relay")
@@ -109,16 +103,13 @@ def relay(
     until_idle: Annotated[bool, typer.Option(help="Publish the outbox's rows, then stop")] = False,
 ) -> None:
     """Publish committed decisions from the outbox (for services run with RISKGUARD_BUS_RELAY=0)."""
-    guard = _guard()
-    try:
+    with _guard() as guard:
         if until_idle:
             _print({"published": guard.bus_relay.drain(timeout=3600)})
             return
         stop = _stop_on_signals()
         guard.bus_relay.start()
         stop.wait()
-    finally:
-        guard.close()
 
 
 @bus_app.command("dead")
@@ -128,9 +119,6 @@ def dead(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
 ) -> None:
     """Messages a consumer failed on every delivery, with the last error (event ids only, no payloads)."""
-    guard = _guard()
-    try:
+    with _guard() as guard:
         letters = guard.bus_relay.bus.dead_letters(name, limit)
         _print([{"event_id": d.id, "deliveries": d.deliveries, "reason": d.reason} for d in letters])
-    finally:
-        guard.close()

@@ -81,10 +81,18 @@ class JetStreamBus:
 
     async def _connect(self, url: str) -> None:
         self._nc = await nats.connect(
-            url, connect_timeout=self._timeout_s, max_reconnect_attempts=-1, reconnect_time_wait=0.5
+            url,
+            connect_timeout=self._timeout_s,
+            max_reconnect_attempts=1,  # the first connection fails fast: the caller retries with back-off
+            reconnect_time_wait=0.5,
+            error_cb=self._error,
         )
+        self._nc.options["max_reconnect_attempts"] = -1  # once connected, ride out server restarts
         self._js = self._nc.jetstream(timeout=self._timeout_s)
         await self._ensure_streams()
+
+    async def _error(self, exc: Exception) -> None:
+        log.warning("NATS bus: %s", exc)
 
     async def _ensure_streams(self) -> None:
         await self._stream(
