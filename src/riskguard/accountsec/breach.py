@@ -191,9 +191,12 @@ def render_range(rows: list[tuple[str, int]], *, pad: bool = False, pad_to: int 
         target = pad_to if len(rows) <= pad_to else -(-len(rows) // 100) * 100
         real = {suffix for suffix, _ in rows}
         while len(lines) < target:
-            fake = secrets.token_hex(18)[:35].upper()
-            if fake not in real:
-                real.add(fake)
-                lines.append(f"{fake}:0")
+            need = target - len(lines)
+            noise = secrets.token_hex(18 * need).upper()  # one call: 35 of every 36 digits make a suffix
+            for k in range(need):
+                fake = noise[36 * k : 36 * k + 35]
+                if fake not in real:
+                    real.add(fake)
+                    lines.append(fake + ":0")
         lines.sort()
     return "\r\n".join(lines)
