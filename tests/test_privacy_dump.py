@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import inspect, select, text
-from tests.conftest import make_settings
 
 from riskguard.app import RiskGuard
 from riskguard.complaints.service import ComplaintService
@@ -24,6 +23,8 @@ from riskguard.privacy.keyring import read_file
 from riskguard.privacy.rotate import Rotation
 from riskguard.store.tables import events as events_table
 from riskguard.tracing.store import TraceRepository
+
+from conftest import make_settings
 
 PHONES = ["+86 138-1234-5671", "13912345672", "8613712345673"]
 CARDS = ["6222 0212 3456 7891", "6212261234567892"]
