@@ -157,3 +157,23 @@ def test_graph_increments_publish_motif_features(bus_guard: RiskGuard) -> None:
             )
         ).scalar()
     assert value == 6.0
+
+
+def test_flows_on_postgresql_with_two_members(postgres_url: str, request: pytest.FixtureRequest) -> None:
+    settings = make_settings(postgres_url, bus_enabled=True, **bus_names(request, "redis"))
+    with RiskGuard(settings, background=False) as guard:
+        bus = guard.bus_relay.bus
+        try:
+            decide_all(guard, transfers(90))
+            assert guard.bus_relay.drain() == 90
+            flows = FlowsConsumer(guard)
+            members = [
+                ConsumerRunner(guard.engine, bus, flows, max_deliveries=2, member=f"m{i}", batch=16, block_ms=20)
+                for i in range(2)
+            ]
+            while sum(member.step() for member in members):  # two members of one group, turn about
+                pass
+            assert sum(member.processed for member in members) == 90 and all(m.processed for m in members)
+            assert flows.totals() == published_flows(bus)
+        finally:
+            bus.reset()
