@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/bus.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/fdh.py
+	$(BIN)/python bench/privacy.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
