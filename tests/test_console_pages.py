@@ -180,3 +180,60 @@ def test_every_catalogue_key_used_exists_in_both_languages() -> None:
     for role in ("analyst", "lead", "admin", "auditor"):
         assert f"role.{role}" in i18n.CATALOGUE
     assert i18n.translator("zh-CN")("nav.alerts") == "告警队列" and i18n.translator("en")("nav.alerts") == "Alerts"
+
+
+def test_queue_bulk_assign_and_case_actions_by_role(site: Any) -> None:
+    guard, app = site
+    cases = app.state.console.cases
+    UserRepository(guard.engine).add("lead2", "lead", PASSWORD, actor="test")
+    first = cases.create_alert(
+        actor="test", title="tip one", entities=[{"kind": "account", "value": "acc-q1"}], amount="1000.00", score="0.9"
+    )
+    second = cases.create_alert(
+        actor="test", title="tip two", entities=[{"kind": "account", "value": "acc-q2"}], amount="50.00", score="0.2"
+    )
+    analyst, a_token = sign_in(app, "ana")
+    lead, l_token = sign_in(app, "lead2")
+    queue = lead.get("/console/alerts?sort=priority")
+    assert queue.status_code == 200
+    assert queue.text.index("tip one") < queue.text.index("tip two")  # priority = score × amount
+    ids = [str(first["id"]), str(second["id"])]
+    refused = analyst.post(
+        "/console/alerts/bulk", data={"csrf": a_token, "alert_ids": ids, "do": "assign", "assignee": "ana"}
+    )
+    assert refused.status_code == 403
+    done = lead.post(
+        "/console/alerts/bulk",
+        data={"csrf": l_token, "alert_ids": ids, "do": "assign", "assignee": "ana"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert {a["assignee"] for a in cases.alerts(assignee="ana")["alerts"]} == {"ana"}
+    assert len(cases.alerts(assignee="ana")["alerts"]) == 2
+    opened = analyst.post(
+        "/console/alerts/bulk", data={"csrf": a_token, "alert_ids": ids[0], "do": "case"}, follow_redirects=False
+    )
+    case_path = opened.headers["location"]
+    case_id = int(case_path.rsplit("/", 1)[1])
+    page = analyst.get(case_path)
+    assert page.status_code == 200 and "tip one" in page.text
+    ref = re.search(r'name="ref" value="([^"]+)"', page.text).group(1)
+
+    def act(client: TestClient, token: str, **form: str) -> int:
+        return client.post(f"{case_path}/act", data={"csrf": token, **form}, follow_redirects=False).status_code
+
+    assert act(analyst, a_token, do="freeze", ref=ref, ttl="48h") == 303
+    assert "acc-q1" in [r["value"] for r in guard.lists.entries("blocked_accounts")]
+    assert act(analyst, a_token, do="status", status="investigating") == 303
+    assert act(analyst, a_token, do="assign", assignee="ana") == 403  # assigning is a lead's
+    assert act(lead, l_token, do="assign", assignee="ana") == 303
+    assert act(analyst, a_token, do="list", ref=ref, list="watch_accounts", ttl="bad") == 422
+    assert act(analyst, a_token, do="close", resolution="confirmed_fraud", label="1") == 303
+    assert cases.summary(case_id)["status"] == "closed"
+    assert [lab["label"] for lab in guard.labels.for_entity("account", "acc-q1")] == ["fraud"]
+    assert act(analyst, a_token, do="list", ref=ref, ttl="30d") == 422  # closed: reopen first
+    assert act(analyst, a_token, do="reopen") == 403
+    assert act(lead, l_token, do="reopen") == 303
+    assert cases.summary(case_id)["status"] == "investigating"
+    actors = {r["actor"] for r in guard.audit.recent(100) if r["action"].startswith("case.")}
+    assert {"console:ana", "console:lead2"} <= actors
