@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from riskguard.cli.main import app
 from riskguard.config import Settings
 from riskguard.errors import ConfigError
-from riskguard.scale.serve import check_layout, prepare
+from riskguard.scale.serve import Prepared, check_layout, prepare
 from riskguard.store.tables import api_keys, deployments
 
 from conftest import make_settings
@@ -56,20 +56,22 @@ def test_workers_setting_is_validated() -> None:
 
 def test_processes_starting_together_prepare_the_installation_once(postgres_url: str, tmp_path: Path) -> None:
     settings = make_settings(postgres_url, keyring_file=str(tmp_path / "keyring.json"))
-    tokens: list[str | None] = []
+    prepared: list[Prepared] = []
     start = threading.Barrier(4)
 
     def starting_worker() -> None:
         start.wait(10)
-        tokens.append(prepare(settings))
+        prepared.append(prepare(settings))
 
     threads = [threading.Thread(target=starting_worker) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(120)
-    assert len(tokens) == 4
-    assert sum(token is not None for token in tokens) == 1  # one admin key, shown once
+    assert len(prepared) == 4
+    assert sum(p.admin_key is not None for p in prepared) == 1  # one admin key, shown once
+    assert sum(p.console_password is not None for p in prepared) == 1  # one console admin
+    assert sum(p.keyring_path is not None for p in prepared) == 1  # one keyring, shared by all
     from sqlalchemy import create_engine
 
     engine = create_engine(postgres_url)

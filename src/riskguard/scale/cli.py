@@ -8,13 +8,28 @@ import typer
 
 from riskguard.config import Settings
 from riskguard.logs import configure
-from riskguard.scale.serve import check_layout, describe, prepare, run_workers
+from riskguard.scale.serve import Prepared, check_layout, describe, prepare, run_workers
 
 
-def _show_key(token: str | None) -> None:
-    if token:
+def _show(prepared: Prepared, host: str, port: int) -> None:
+    """The first start's notes, as the single-process serve prints them."""
+    if prepared.admin_key:
         typer.echo(
-            f"A new installation: this admin API key is shown once; store it now.\n  export RISKGUARD_KEY={token}\n",
+            "A new installation: this admin API key is shown once; store it now.\n"
+            f"  export RISKGUARD_KEY={prepared.admin_key}\n",
+            err=True,
+        )
+    if prepared.keyring_path:
+        typer.echo(
+            f"A new installation: field-encryption keys generated in {prepared.keyring_path} (mode 0600); "
+            "back it up with the database — without it the personal data cannot be read. Every worker and "
+            "host must use the same keys (RISKGUARD_KEYRING or RISKGUARD_KEYRING_FILE).\n",
+            err=True,
+        )
+    if prepared.console_password:
+        typer.echo(
+            "A new installation: console user 'admin' (shown once; change it with `riskguard users passwd admin`)\n"
+            f"  sign in at http://{host}:{port}/console/ with password {prepared.console_password}\n",
             err=True,
         )
 
@@ -27,13 +42,13 @@ def serve_workers(host: str | None, port: int | None, workers: int | None) -> bo
     configure(settings.log_level, json_lines=settings.log_json)
     count = workers if workers is not None else settings.workers
     check_layout(settings, count)
-    if count == 1:
-        if not settings.is_sqlite:
-            _show_key(prepare(settings))
-        return False
-    _show_key(prepare(settings))
     bind_host = host or settings.host
     bind_port = port or settings.port
+    if count == 1:
+        if not settings.is_sqlite:
+            _show(prepare(settings), bind_host, bind_port)
+        return False
+    _show(prepare(settings), bind_host, bind_port)
     if not settings.auth:
         typer.echo("WARNING: RISKGUARD_AUTH=off: every request is admin. For local development only.", err=True)
     typer.echo(

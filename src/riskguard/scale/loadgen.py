@@ -222,7 +222,7 @@ def installation(database_url: str, *, keyring_file: str, **settings: str) -> tu
 
     env = {"RISKGUARD_DATABASE_URL": database_url, "RISKGUARD_KEYRING_FILE": keyring_file, "RISKGUARD_LOG_JSON": "off"}
     env.update({"RISKGUARD_" + name.upper(): str(value) for name, value in settings.items()})
-    token = prepare(Settings.from_env(environ=env))
+    token = prepare(Settings.from_env(environ=env)).admin_key
     if token is None:
         raise RuntimeError("the installation already has API keys; the load generator needs a fresh one")
     return env, token

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from riskguard.config import Settings
@@ -77,15 +78,31 @@ def startup_lock(settings: Settings) -> Iterator[None]:
         engine.dispose()
 
 
-def prepare(settings: Settings) -> str | None:
-    """Migrates, deploys the starter strategy where none is live and creates the first admin key, once
-    (under the start-up lock); returns that key's token when one was created."""
+@dataclass
+class Prepared:
+    """What the first start of an installation created (each shown once to the operator)."""
+
+    admin_key: str | None = None
+    keyring_path: str | None = None
+    console_password: str | None = None
+
+
+def prepare(settings: Settings) -> Prepared:
+    """Migrates, deploys the starter strategy where none is live, creates the field-encryption keyring,
+    the first admin key and the console's admin user, once (under the start-up lock)."""
     from riskguard.app import RiskGuard
+    from riskguard.console.users import UserRepository
 
     with startup_lock(settings):
         guard = RiskGuard(settings, background=False, warm_features=False)
         try:
-            return guard.ensure_admin_key()
+            privacy = getattr(guard, "privacy", None)
+            created = privacy is not None and privacy.keyring_created
+            return Prepared(
+                admin_key=guard.ensure_admin_key(),
+                keyring_path=str(privacy.keyring_path) if created else None,
+                console_password=UserRepository.for_settings(guard.engine, guard.settings).ensure_admin(),
+            )
         finally:
             guard.close()
 
