@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/graph.py
 	$(BIN)/python bench/complaints.py
 	$(BIN)/python bench/bus.py
+	$(BIN)/python bench/load.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/fdh.py
 	$(BIN)/python bench/privacy.py
