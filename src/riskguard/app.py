@@ -463,7 +463,7 @@ class RiskGuard:
                         "account_id": event.account_id,
                         "received_at": now,
                         "source": source,
-                        "payload": self.privacy.seal_payload(to_json(event).decode()),
+                        "payload": self.privacy.sealed_event_json(event),
                     }
                 )
             request.decision_rows.append(
@@ -606,7 +606,7 @@ class RiskGuard:
                 "account_id": e.account_id,
                 "received_at": now,
                 "source": "async",
-                "payload": self.privacy.seal_payload(to_json(e).decode()),
+                "payload": self.privacy.sealed_event_json(e),
             }
             for e in unique
             if e.event_id not in conflicts

@@ -90,7 +90,7 @@ def from_stored(payload: bytes | str) -> Event:
     """Decode an event the store wrote; it was validated on the way in. Sealed personal fields (field
     encryption at rest, riskguard.privacy) are opened first."""
     if (b'"enc1:' in payload) if isinstance(payload, bytes) else ('"enc1:' in payload):
-        from riskguard.privacy.fields import open_document
+        from riskguard.privacy.fields import open_parsed
 
-        payload = open_document(payload)
+        return msgspec.convert(open_parsed(payload), Event, strict=False)  # validated when it was stored
     return msgspec.json.decode(payload, type=Event)

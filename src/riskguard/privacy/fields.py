@@ -19,6 +19,8 @@ import re
 import threading
 from typing import Any
 
+import msgspec
+
 from riskguard.privacy.cipher import SEALED_PREFIX, FieldCipher, SealError
 
 #: top-level event fields that are personal, and their kinds
@@ -174,4 +176,12 @@ def open_document(text: str | bytes) -> str | bytes:
         return open_document(open_value(text))
     if not has_sealed(text):
         return text
-    return json.dumps(open_tree(json.loads(text)), ensure_ascii=False, separators=(",", ":"))
+    opened = msgspec.json.encode(open_tree(msgspec.json.decode(text)))
+    return opened if isinstance(text, bytes) else opened.decode()
+
+
+def open_parsed(text: str | bytes) -> Any:
+    """A stored JSON text parsed, with every sealed value opened (one decode, no re-encoding)."""
+    if isinstance(text, str) and text.startswith(SEALED_PREFIX):
+        return open_parsed(open_value(text))
+    return open_tree(msgspec.json.decode(text))

@@ -99,6 +99,12 @@ class PrivacyService:
             return payload
         return _encode(fields.seal_event(self.cipher, msgspec.json.decode(payload))).decode()
 
+    def sealed_event_json(self, event: Any) -> str:
+        """An event's stored JSON text, its personal fields sealed (the decision path's write)."""
+        if not self.enabled:
+            return _encode(event).decode()
+        return _encode(fields.seal_event(self.cipher, msgspec.to_builtins(event))).decode()
+
     def seal_document(self, text: str) -> str:
         """A whole JSON document (a decision body) sealed as one value."""
         return self.cipher.seal("document", text) if self.enabled else text
