@@ -38,7 +38,12 @@ def test_priority_is_score_times_amount_exactly() -> None:
     assert priority_minor(1, 1) == 0
 
 
-def test_review_sync_is_idempotent_and_merges_by_shared_account(guard: RiskGuard, tmp_path: Any) -> None:
+def test_review_sync_is_idempotent_and_merges_by_shared_account(
+    guard: RiskGuard, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from riskguard.cases import sources
+
+    monkeypatch.setattr(sources, "BATCH", 3)  # pages of three decisions: keyset paging is exercised
     service = casework(guard, tmp_path)
     victim_and_mules(guard)
     first = service.sync("test")["sources"]["review"]

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tuple_, update
 
 from riskguard.cases import sealing
 from riskguard.cases.entities import MERGE_KINDS, Entity, EntityRefs, masked_evidence
@@ -87,88 +87,149 @@ class AlertInbox:
     # ------------------------------------------------------------------ recording
     def record(self, alerts: Iterable[AlertIn], *, now: datetime | None = None, skip_known: bool = False) -> Recorded:
         """Records alerts in one transaction (see the module docstring). ``skip_known`` leaves rows whose key
-        is already stored untouched (sources whose alerts never change, such as decisions)."""
+        is already stored untouched (sources whose alerts never change, such as decisions).
+
+        New alerts are written in bulk: one vault call for their personal entities, one insert of the rows,
+        one query for the merge candidates among stored alerts (alerts of the same batch are merged in memory,
+        in order), one insert of their entities and one update of their groups."""
         now = now or utcnow()
         out = Recorded()
         alerts = list(alerts)
+        for alert in alerts:
+            self._check(alert)
         if not alerts:
             return out
         with self._engine.begin() as connection:
             known: dict[tuple[str, str], Any] = {}
             for start in range(0, len(alerts), 500):
                 chunk = alerts[start : start + 500]
-                keys = [(a.source, a.source_key) for a in chunk]
                 rows = connection.execute(
                     select(case_alerts.c.id, case_alerts.c.source, case_alerts.c.source_key, case_alerts.c.evidence)
-                    .where(case_alerts.c.source.in_({k[0] for k in keys}))
-                    .where(case_alerts.c.source_key.in_([k[1] for k in keys]))
+                    .where(case_alerts.c.source.in_({a.source for a in chunk}))
+                    .where(case_alerts.c.source_key.in_([a.source_key for a in chunk]))
                 ).all()
-                known.update({(r.source, r.source_key): _Known(r.id, sealing.loads(r.evidence)) for r in rows})
+                known.update({(r.source, r.source_key): r for r in rows})
+            fresh: dict[tuple[str, str], AlertIn] = {}
             for alert in alerts:
-                self._check(alert)
-                bp = score_bp(alert.source, alert.kind, alert.score)
-                amount = minor_of(alert.amount)
-                values = {
-                    "kind": alert.kind[:32],
-                    "title": alert.title[:200],
-                    "score_bp": bp,
-                    "amount_minor": amount,
-                    "priority_minor": priority_minor(bp, amount),
-                    "evidence": sealing.dumps(self._engine, alert.evidence),
-                    "occurred_at": alert.occurred_at,
-                    "last_seen_at": now,
-                }
                 found = known.get((alert.source, alert.source_key))
-                if found is not None:
-                    if skip_known or found.evidence == json.loads(_dumps(alert.evidence)):
-                        out.unchanged += 1
-                        out.ids.append(found.id)
-                        continue
-                    connection.execute(update(case_alerts).where(case_alerts.c.id == found.id).values(**values))
-                    self._add_entities(connection, found.id, alert.entities)
-                    out.updated += 1
-                    out.ids.append(found.id)
+                if found is None:
+                    fresh[(alert.source, alert.source_key)] = alert  # a key given twice is one alert: the last
                     continue
-                alert_id = int(
-                    connection.execute(
-                        insert(case_alerts).values(
-                            source=alert.source,
-                            source_key=alert.source_key[:160],
-                            status="open",
-                            first_seen_at=now,
-                            **values,
-                        )
-                    ).inserted_primary_key[0]
+                out.ids.append(int(found.id))
+                if skip_known or sealing.loads(found.evidence) == json.loads(_dumps(alert.evidence)):
+                    out.unchanged += 1
+                    continue
+                values = self._values(alert, now)
+                connection.execute(update(case_alerts).where(case_alerts.c.id == found.id).values(**values))
+                self._add_entities(connection, int(found.id), alert.entities)
+                out.updated += 1
+            if fresh:
+                self._insert_new(connection, list(fresh.values()), now, out)
+        return out
+
+    def _values(self, alert: AlertIn, now: datetime) -> dict[str, Any]:
+        bp = score_bp(alert.source, alert.kind, alert.score)
+        amount = minor_of(alert.amount)
+        return {
+            "kind": alert.kind[:32],
+            "title": alert.title[:200],
+            "score_bp": bp,
+            "amount_minor": amount,
+            "priority_minor": priority_minor(bp, amount),
+            "evidence": sealing.dumps(self._engine, alert.evidence),
+            "occurred_at": alert.occurred_at,
+            "last_seen_at": now,
+        }
+
+    def _insert_new(self, connection: Connection, alerts: list[AlertIn], now: datetime, out: Recorded) -> None:
+        forms = sealing.stored(self._engine, connection, [e for a in alerts for e in a.entities])
+        rows = [
+            {
+                "source": a.source,
+                "source_key": a.source_key[:160],
+                "status": "open",
+                "first_seen_at": now,
+                **self._values(a, now),
+            }
+            for a in alerts
+        ]
+        ids = [
+            int(i)
+            for i in connection.execute(
+                insert(case_alerts).returning(case_alerts.c.id, sort_by_parameter_order=True), rows
+            ).scalars()
+        ]
+        stored = [list(dict.fromkeys((k, forms[(k, v)]) for k, v in a.entities)) for a in alerts]
+        candidates = self._candidates(connection, {e for ents in stored for e in ents if e[0] in MERGE_KINDS})
+        groups, entity_rows, activity = [], [], []
+        for alert, alert_id, ents, row in zip(alerts, ids, stored, rows, strict=True):
+            low, high = alert.occurred_at - self.window, alert.occurred_at + self.window
+            best: _Member | None = None
+            for entity in ents:
+                for member in candidates.get(entity, ()):
+                    if member.id == alert_id or not low <= member.occurred_at <= high:
+                        continue
+                    if best is None or (member.priority, -member.group) > (best.priority, -best.group):
+                        best = member
+            group, case = (best.group, best.case) if best is not None else (alert_id, None)
+            groups.append(
+                {"b_id": alert_id, "b_group": group, "b_case": case, "b_status": "in_case" if case else "open"}
+            )
+            entity_rows += [{"alert_id": alert_id, "kind": k, "value": v} for k, v in ents]
+            me = _Member(alert_id, group, case, row["priority_minor"], alert.occurred_at)
+            for entity in ents:
+                if entity[0] in MERGE_KINDS:
+                    candidates.setdefault(entity, []).append(me)
+            if best is not None:
+                out.merged += 1
+                if case is not None:
+                    details = {"alert_id": alert_id, "source": alert.source, "why": "merged"}
+                    activity.append(
+                        {
+                            "case_id": case,
+                            "at": now,
+                            "actor": "system",
+                            "kind": "alert_added",
+                            "details": sealing.dumps(self._engine, details),
+                        }
+                    )
+            out.new += 1
+            out.ids.append(alert_id)
+        connection.execute(
+            update(case_alerts)
+            .where(case_alerts.c.id == bindparam("b_id"))
+            .values(group_id=bindparam("b_group"), case_id=bindparam("b_case"), status=bindparam("b_status")),
+            groups,
+        )
+        if entity_rows:
+            connection.execute(insert(case_alert_entities), entity_rows)
+        if activity:
+            connection.execute(insert(case_activity), activity)
+
+    def _candidates(self, connection: Connection, entities: set[Entity]) -> dict[Entity, list[_Member]]:
+        """Stored alerts that are not closed, by each of ``entities`` they name (stored forms)."""
+        out: dict[Entity, list[_Member]] = {}
+        wanted = sorted(entities)
+        for start in range(0, len(wanted), 200):
+            chunk = wanted[start : start + 200]
+            rows = connection.execute(
+                select(
+                    case_alert_entities.c.kind,
+                    case_alert_entities.c.value,
+                    case_alerts.c.id,
+                    case_alerts.c.group_id,
+                    case_alerts.c.case_id,
+                    case_alerts.c.priority_minor,
+                    case_alerts.c.occurred_at,
                 )
-                known[(alert.source, alert.source_key)] = _Known(alert_id, json.loads(_dumps(alert.evidence)))
-                self._add_entities(connection, alert_id, alert.entities)
-                head = self._merge_target(connection, alert_id, alert)
-                if head is None:
-                    connection.execute(
-                        update(case_alerts).where(case_alerts.c.id == alert_id).values(group_id=alert_id)
-                    )
-                else:
-                    group_id, case_id = head
-                    connection.execute(
-                        update(case_alerts)
-                        .where(case_alerts.c.id == alert_id)
-                        .values(group_id=group_id, case_id=case_id, status="in_case" if case_id else "open")
-                    )
-                    if case_id is not None:
-                        connection.execute(
-                            insert(case_activity).values(
-                                case_id=case_id,
-                                at=now,
-                                actor="system",
-                                kind="alert_added",
-                                details=sealing.dumps(
-                                    self._engine, {"alert_id": alert_id, "source": alert.source, "why": "merged"}
-                                ),
-                            )
-                        )
-                    out.merged += 1
-                out.new += 1
-                out.ids.append(alert_id)
+                .join(case_alerts, case_alerts.c.id == case_alert_entities.c.alert_id)
+                .where(tuple_(case_alert_entities.c.kind, case_alert_entities.c.value).in_(chunk))
+                .where(case_alerts.c.status != "closed")
+                .where(case_alerts.c.group_id.is_not(None))
+            ).all()
+            for row in rows:
+                member = _Member(int(row.id), int(row.group_id), row.case_id, int(row.priority_minor), row.occurred_at)
+                out.setdefault((row.kind, row.value), []).append(member)
         return out
 
     @staticmethod
@@ -181,6 +242,7 @@ class AlertInbox:
             raise ValidationFailed([{"loc": ["occurred_at"], "type": "value_error", "msg": "needs a time zone"}])
 
     def _add_entities(self, connection: Connection, alert_id: int, entities: list[Entity]) -> None:
+        """Adds the entities an updated alert names now and did not before."""
         if not entities:
             return
         forms = sealing.stored(self._engine, connection, entities)
@@ -199,32 +261,6 @@ class AlertInbox:
         ]
         if rows:
             connection.execute(insert(case_alert_entities), rows)
-
-    def _merge_target(self, connection: Connection, alert_id: int, alert: AlertIn) -> tuple[int, int | None] | None:
-        """The group (head id, case id) a new alert joins, or None (it heads its own)."""
-        strong = [(k, sealing.lookup(self._engine, k, v)) for k, v in dict.fromkeys(alert.entities) if k in MERGE_KINDS]
-        if not strong:
-            return None
-        best: tuple[int, int, int | None] | None = None  # (priority, group, case)
-        for start in range(0, len(strong), 200):
-            chunk = strong[start : start + 200]
-            rows = connection.execute(
-                select(case_alerts.c.group_id, case_alerts.c.case_id, case_alerts.c.priority_minor)
-                .join(case_alert_entities, case_alert_entities.c.alert_id == case_alerts.c.id)
-                .where(tuple_(case_alert_entities.c.kind, case_alert_entities.c.value).in_(chunk))
-                .where(case_alerts.c.id != alert_id)
-                .where(case_alerts.c.status != "closed")
-                .where(case_alerts.c.group_id.is_not(None))
-                .where(case_alerts.c.occurred_at >= alert.occurred_at - self.window)
-                .where(case_alerts.c.occurred_at <= alert.occurred_at + self.window)
-            ).all()
-            for row in rows:
-                candidate = (int(row.priority_minor), int(row.group_id), row.case_id)
-                if best is None or candidate[0] > best[0] or (candidate[0] == best[0] and candidate[1] < best[1]):
-                    best = candidate
-        if best is None:
-            return None
-        return best[1], best[2]
 
     # ------------------------------------------------------------------ reading
     def groups(
@@ -412,9 +448,14 @@ class AlertInbox:
 
 
 @dataclass
-class _Known:
+class _Member:
+    """An alert as a merge candidate."""
+
     id: int
-    evidence: Any
+    group: int
+    case: int | None
+    priority: int
+    occurred_at: datetime
 
 
 def alert_dict(row: Any, *, revealed: bool) -> dict[str, Any]:

@@ -77,12 +77,11 @@ _COLUMNS = (
 
 def reviews_since(
     engine: Engine, since: datetime | None, limit: int, after: tuple[datetime, str] | None = None
-) -> list[Decided]:
-    """Review decisions made at or after ``since`` (all when None), oldest first, at most ``limit``; with
-    ``after`` = (decided_at, event_id), only those after that one in this order (keyset paging)."""
+) -> list[tuple[str, datetime]]:
+    """(event_id, decided_at) of review decisions made at or after ``since`` (all when None), oldest first,
+    at most ``limit``; with ``after`` = (decided_at, event_id), only those after it (keyset paging)."""
     query = (
-        select(*_COLUMNS)
-        .select_from(decisions.join(events, events.c.event_id == decisions.c.event_id))
+        select(decisions.c.event_id, decisions.c.decided_at)
         .where(decisions.c.decision == "review")
         .order_by(decisions.c.decided_at, decisions.c.event_id)
         .limit(limit)
@@ -97,7 +96,7 @@ def reviews_since(
             )
         )
     with engine.connect() as connection:
-        return [_decided(row) for row in connection.execute(query)]
+        return [(row.event_id, row.decided_at) for row in connection.execute(query)]
 
 
 def of_accounts(

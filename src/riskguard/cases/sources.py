@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from riskguard.cases import records, sealing
 from riskguard.cases.entities import of_event, of_members
 from riskguard.cases.inbox import AlertIn, AlertInbox, Recorded
-from riskguard.cases.tables import case_sync
+from riskguard.cases.tables import case_alerts, case_sync
 from riskguard.complaints.tables import complaint_alerts
 from riskguard.graph.tables import graph_alerts
 from riskguard.store.tables import utcnow
@@ -119,22 +119,37 @@ def review_alert(item: records.Decided) -> AlertIn:
     )
 
 
+def _known_keys(engine: Engine, source: str, keys: list[str]) -> set[str]:
+    with engine.connect() as connection:
+        return {
+            key
+            for (key,) in connection.execute(
+                select(case_alerts.c.source_key)
+                .where(case_alerts.c.source == source)
+                .where(case_alerts.c.source_key.in_(keys))
+            )
+        }
+
+
 def sync_reviews(engine: Engine, inbox: AlertInbox, cursors: Cursors, now: datetime) -> Recorded:
+    """Review decisions since the cursor; only those not yet in the inbox are read in full."""
     cursor, _ = cursors.get("review")
     out = Recorded()
     since = None if cursor is None else cursor - OVERLAP
     after: tuple[datetime, str] | None = None
     while True:
-        rows = records.reviews_since(engine, since, BATCH, after)
-        if not rows:
+        keys = records.reviews_since(engine, since, BATCH, after)
+        if not keys:
             break
-        out.add(inbox.record([review_alert(r) for r in rows], now=now, skip_known=True))
-        tail = rows[-1]
-        assert tail.decided_at is not None
-        after = (tail.decided_at, tail.event_id)
-        last = _aware(tail.decided_at)
+        known = _known_keys(engine, "review", [k for k, _ in keys])
+        new = [k for k, _ in keys if k not in known]
+        if new:
+            out.add(inbox.record([review_alert(r) for r in records.by_ids(engine, new)], now=now, skip_known=True))
+        out.unchanged += len(keys) - len(new)
+        after = (keys[-1][1], keys[-1][0])
+        last = _aware(after[0])
         cursor = max(cursor, last) if cursor is not None else last
-        if len(rows) < BATCH:
+        if len(keys) < BATCH:
             break
     cursors.set("review", cursor, now)
     return out
@@ -217,8 +232,21 @@ def _sync_table(
     if cursor is not None:
         query = query.where(table.c.last_seen_at >= cursor - OVERLAP)
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    out = inbox.record([convert(engine, row) for row in rows if row.status == "open"], now=now)
+        rows = [row for row in connection.execute(query).all() if row.status == "open"]
+        seen: dict[str, datetime] = {}
+        keys = [row.key for row in rows]
+        for start in range(0, len(keys), 500):
+            seen.update(
+                connection.execute(
+                    select(case_alerts.c.source_key, case_alerts.c.last_seen_at)
+                    .where(case_alerts.c.source == source)
+                    .where(case_alerts.c.source_key.in_(keys[start : start + 500]))
+                ).all()
+            )
+    # rows read again in the overlap and not changed since they were recorded cost nothing
+    fresh = [row for row in rows if row.key not in seen or _aware(seen[row.key]) < _aware(row.last_seen_at)]
+    out = inbox.record([convert(engine, row) for row in fresh], now=now)
+    out.unchanged += len(rows) - len(fresh)
     if rows:
         last = max(_aware(r.last_seen_at) for r in rows)
         cursor = max(cursor, last) if cursor is not None else last
