@@ -25,8 +25,9 @@ def api(tmp_path: Path) -> Any:
         admin = guard.ensure_admin_key()
         _, investigate = guard.api_keys.create(["investigate"], "analyst tool", actor="test")
         _, decide = guard.api_keys.create(["decide"], "payments", actor="test")
+        _, reveal = guard.api_keys.create(["investigate", "reveal"], "investigator", actor="test")
         with TestClient(create_asgi(guard)) as client:
-            yield client, {"admin": admin, "investigate": investigate, "decide": decide}
+            yield client, {"admin": admin, "investigate": investigate, "decide": decide, "reveal": reveal}
 
 
 def _h(token: str) -> dict[str, str]:
@@ -42,7 +43,8 @@ def test_scope_and_reveal_rules(api: Any) -> None:
     group = page["alerts"][1]["id"]
     refused = client.get(f"/v1/alerts/{group}?unmask=true", headers=_h(keys["investigate"]))
     assert refused.status_code == 403 and "reveal" in refused.json()["message"]
-    shown = client.get(f"/v1/alerts/{group}?unmask=true", headers=_h(keys["admin"])).json()
+    assert client.get(f"/v1/alerts/{group}?unmask=true", headers=_h(keys["admin"])).status_code == 403
+    shown = client.get(f"/v1/alerts/{group}?unmask=true", headers=_h(keys["reveal"])).json()
     assert "13812345678" in {e["value"] for e in shown["entities"]}
 
 

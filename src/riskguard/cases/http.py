@@ -1,6 +1,6 @@
 """REST routes of investigations under ``/v1/alerts`` and ``/v1/cases`` (an adapter: parse, authenticate,
-call ``CaseService``, render). Scope ``investigate`` (admin keys hold every scope); ``unmask=true`` needs
-the ``reveal`` scope and goes through the privacy Revealer (audited). Bad input answers 422 naming the
+call ``CaseService``, render). Scope ``investigate`` (admin keys imply it); ``unmask=true`` needs the
+``reveal`` scope (never implied) and goes through the privacy Revealer (audited). Bad input answers 422 naming the
 field in ``detail[].loc``.
 """
 
@@ -117,7 +117,7 @@ def router(
     routes = APIRouter(tags=["investigations"])
 
     def who(request: Request, *, unmask: bool = False) -> tuple[str, str | None]:
-        """(actor, role for the Revealer); unmasked reads need the ``reveal`` scope (admin keys hold it)."""
+        """(actor, role for the Revealer); unmasked reads need the ``reveal`` scope."""
         from riskguard.privacy import API_ROLE
 
         key = auth.identify(request, SCOPE)

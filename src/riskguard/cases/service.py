@@ -3,10 +3,9 @@ the console call (they hold no case logic of their own).
 
 Every method takes ``actor`` (who acts, for the audit log) where it changes or reveals something, and
 returns plain dicts with personal identifiers masked, unless the caller passes ``revealed=True`` — which
-goes through the privacy package's ``Revealer`` when it is installed (role check, audit entry, anomaly
-throttling), and otherwise checks ``pii.reveal`` with ``console.roles.can`` and writes the audit entry
-itself. Every change writes its ``case_activity`` entry and its audit entry (``case.*``) in the same
-transaction. Money values are decimal strings (exact).
+goes through the privacy package's ``Revealer`` (role check, audit entry, anomaly throttling). Every change
+writes its ``case_activity`` entry and its audit entry (``case.*``) in the same transaction. Money values
+are decimal strings (exact). The actions and the evidence export live in ``actions.py`` (``CaseActions``).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,37 +21,25 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 
 from riskguard.cases import records, sealing
-from riskguard.cases.entities import DEFAULT_LISTS, KINDS, EntityRefs, masked_evidence
+from riskguard.cases.actions import CaseActions
+from riskguard.cases.actions import bad as _bad
+from riskguard.cases.actions import iso as _iso
+from riskguard.cases.entities import KINDS, EntityRefs, masked_evidence
 from riskguard.cases.inbox import AlertIn, AlertInbox, alert_dict
-from riskguard.cases.priority import DEFAULT_SLA, breached, decimal_of, due_at, minor_of, parse_sla
+from riskguard.cases.priority import DEFAULT_SLA, breached, decimal_of, due_at, parse_sla
 from riskguard.cases.sources import sync_all
-from riskguard.cases.store import RESOLUTIONS, CaseRepository
+from riskguard.cases.store import CaseRepository
 from riskguard.cases.tables import case_alerts, case_sync
 from riskguard.cases.view import decision_item, fund_flows, ring_graph, shower, timeline
 from riskguard.errors import NotFound, ValidationFailed
 from riskguard.store import audit
-from riskguard.store.lists import check_list_name
 from riskguard.store.tables import utcnow
 
 if TYPE_CHECKING:
     from riskguard.app import RiskGuard
 
-#: labels a resolution writes to the labels store (inconclusive writes none: the store knows fraud/legitimate)
-LABEL_OF = {"confirmed_fraud": "fraud", "legitimate": "legitimate"}
-LABEL_SOURCE = "case"
 
-
-def _bad(loc: list[Any], msg: str) -> ValidationFailed:
-    return ValidationFailed([{"loc": loc, "type": "value_error", "msg": msg}])
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
-
-
-class CaseService:
+class CaseService(CaseActions):
     """Alerts, cases, actions and evidence packages over one RiskGuard instance (``CaseService(guard)``)."""
 
     def __init__(self, guard: RiskGuard, *, graph_dir: Path | None = None) -> None:
@@ -359,11 +346,12 @@ class CaseService:
         if extra:
             decided = sorted(decided + records.by_ids(self.engine, extra), key=lambda d: d.occurred_at, reverse=True)
         activity = self.repository.activity(case_id)
-        live = self.guard.lists.all_live()
-        on_lists: dict[str, list[str]] = {}
-        for name, values in live.items():
+        now = utcnow()
+        on_lists: dict[str, list[str]] = {}  # from the decision path's in-memory list index
+        for name, values in self.guard.list_index.entries.items():
             for _kind, value in entities:
-                if value in values:
+                expires = values.get(value, now)
+                if value in values and (expires is None or expires > now):
                     on_lists.setdefault(value, []).append(name)
         out = self._summary(row)
         out.update(
@@ -474,275 +462,6 @@ class CaseService:
             audit.record(connection, actor, "case.note", str(case_id), {"note_id": note_id, "chars": len(text)})
         return {"case_id": case_id, "note_id": note_id, "at": _iso(now), "author": actor, "text": text}
 
-    def _entities(self, case_id: int, entities: list[dict[str, str]], field: str) -> list[tuple[str, str]]:
-        """Entities named by ``ref`` (from the case view) or by ``kind`` and ``value``."""
-        if not entities:
-            raise _bad(["body", field], "name at least one entity")
-        out = []
-        for index, entity in enumerate(entities):
-            if entity.get("ref"):
-                try:
-                    out.append(self.resolve(case_id, entity["ref"]))
-                except NotFound:
-                    raise _bad(["body", field, index, "ref"], "not an entity of this case") from None
-                continue
-            kind, value = entity.get("kind"), entity.get("value")
-            if kind not in KINDS:
-                raise _bad(["body", field, index, "kind"], f"one of {', '.join(KINDS)}")
-            if not isinstance(value, str) or not 0 < len(value) <= 256:
-                raise _bad(["body", field, index, "value"], "1 to 256 characters")
-            out.append((kind, value))
-        return out
-
-    def add_to_list(
-        self,
-        case_id: int,
-        entities: list[dict[str, str]],
-        *,
-        actor: str,
-        list_name: str | None = None,
-        ttl_hours: float | None = None,
-        expires_at: datetime | None = None,
-        reason: str | None = None,
-    ) -> dict[str, Any]:
-        """Puts entities ({ref} or {kind, value}) on a list through the lists repository (audited there as
-        ``list.add`` too), expiring after ``ttl_hours`` or at ``expires_at`` (neither: no expiry). Without
-        ``list_name`` each goes to its kind's default list (accounts → blocked_accounts, devices →
-        blocked_devices, cards → blocked_cards, phones → watch_phones, ...)."""
-        pairs = self._entities(case_id, entities, "entities")
-        if list_name is not None:
-            check_list_name(list_name)
-        if ttl_hours is not None and expires_at is not None:
-            raise _bad(["body", "ttl_hours"], "give ttl_hours or expires_at, not both")
-        if ttl_hours is not None and not 0 < ttl_hours <= 24 * 3650:
-            raise _bad(["body", "ttl_hours"], "more than 0, at most ten years")
-        if expires_at is not None and (expires_at.tzinfo is None or expires_at <= utcnow()):
-            raise _bad(["body", "expires_at"], "a future time with a time zone")
-        row = self.repository.get(case_id)
-        self._require_open(row)
-        now = utcnow()
-        expiry = expires_at or (now + timedelta(hours=ttl_hours) if ttl_hours is not None else None)
-        by_list: dict[str, list[str]] = {}
-        for kind, value in pairs:
-            by_list.setdefault(list_name or DEFAULT_LISTS[kind], []).append(value)
-        why = reason or f"case {case_id}"
-        added = {}
-        for name, values in by_list.items():
-            added[name] = self.guard.add_to_list(name, values, reason=why[:500], expires_at=expiry, actor=actor)
-        details = {
-            "lists": {name: len(values) for name, values in by_list.items()},
-            "entities": [{"kind": k, "value": v} for k, v in pairs],
-            "expires_at": _iso(expiry),
-            "reason": why,
-        }
-        with self.engine.begin() as connection:
-            self.repository.log(connection, case_id, actor, "list_add", details, now)
-            audit.record(connection, actor, "case.list_add", str(case_id), {**details, "entities": len(pairs)})
-        return {"case_id": case_id, "added": added, "expires_at": _iso(expiry)}
-
-    def request_freeze(
-        self,
-        case_id: int,
-        accounts: list[dict[str, str]] | None = None,
-        *,
-        actor: str,
-        ttl_hours: int | None = None,
-        reason: str | None = None,
-    ) -> dict[str, Any]:
-        """Records a freeze request for accounts ({ref} or {kind: account, value}; default: the accounts
-        holding traced money in the case's traces, else every account of the case) and applies it as the
-        tracing capability's stop-payment does: the account goes on ``blocked_accounts`` for 48 hours
-        (``ttl_hours``), so the starter strategy blocks its outgoing transfers. The freezable amount comes
-        from the case's trace freeze orders when there are any."""
-        from riskguard.tracing.service import FREEZE_HOURS, FREEZE_LIST
-
-        row = self.repository.get(case_id)
-        self._require_open(row)
-        hours = FREEZE_HOURS if ttl_hours is None else ttl_hours
-        if not 1 <= hours <= 24 * 30:
-            raise _bad(["body", "ttl_hours"], "1 to 720 hours")
-        with self.engine.connect() as connection:
-            alert_rows = self.inbox.alerts_of_case(connection, case_id)
-            entities = self.inbox.entities_of_case(connection, case_id)
-        orders: dict[str, tuple[int, str]] = {}
-        for document in self._trace_documents(row, alert_rows):
-            for order in document.get("freeze_orders", []):
-                orders.setdefault(order["account"], (minor_of(order["freezable"]), document["trace_id"]))
-        if accounts:
-            pairs = self._entities(case_id, accounts, "accounts")
-            wrong = [i for i, (kind, _) in enumerate(pairs) if kind != "account"]
-            if wrong:
-                raise _bad(["body", "accounts", wrong[0]], "only accounts can be frozen")
-            chosen = [v for _, v in pairs]
-        else:
-            chosen = [a for a in orders if ("account", a) in set(entities)] or [
-                v for k, v in entities if k == "account"
-            ]
-        if not chosen:
-            raise _bad(["body", "accounts"], "the case has no account to freeze")
-        now = utcnow()
-        expires = now + timedelta(hours=hours)
-        why = reason or f"freeze request, case {case_id}"
-        self.guard.add_to_list(FREEZE_LIST, chosen, reason=why[:500], expires_at=expires, actor=actor)
-        out = []
-        with self.engine.begin() as connection:
-            for account in chosen:
-                amount, trace_id = orders.get(account, (None, None))
-                self.repository.freeze(
-                    connection,
-                    case_id=case_id,
-                    account=account,
-                    status="requested",
-                    amount_minor=amount,
-                    trace_id=trace_id,
-                    list_name=FREEZE_LIST,
-                    expires_at=expires,
-                    reason=why,
-                    requested_at=now,
-                    requested_by=actor[:64],
-                )
-                out.append(
-                    {
-                        "account": account,
-                        "amount": None if amount is None else str(decimal_of(amount)),
-                        "trace_id": trace_id,
-                    }
-                )
-            details = {"accounts": out, "list": FREEZE_LIST, "expires_at": _iso(expires), "reason": why}
-            self.repository.log(connection, case_id, actor, "freeze", details, now)
-            audit.record(connection, actor, "case.freeze", str(case_id), {**details, "accounts": len(out)})
-        shown = shower(False)
-        return {
-            "case_id": case_id,
-            "list": FREEZE_LIST,
-            "expires_at": _iso(expires),
-            "accounts": [{**item, "account": shown(item["account"])} for item in out],
-        }
-
-    def reported_transfers(self, case_id: int) -> list[records.Decided]:
-        """The money-moving events of the case's review alerts that a victim paid (what a trace starts from):
-        transfers paid by an account that itself received money in another of them are onward hops of the
-        laundering, not losses, and are left out (unless that leaves nothing)."""
-        with self.engine.connect() as connection:
-            alert_rows = self.inbox.alerts_of_case(connection, case_id)
-        ids = [r.source_key for r in alert_rows if r.source == "review"]
-        moved = [d for d in records.by_ids(self.engine, ids) if d.type in records.MONEY_TYPES and d.amount]
-        payees = {d.payload.get("counterparty_id") for d in moved}
-        first_hops = [d for d in moved if d.account_id not in payees]  # onward hops are laundering, not losses
-        return first_hops or moved
-
-    def start_trace(
-        self, case_id: int, *, actor: str, event_ids: list[str] | None = None, rule: str = "libr"
-    ) -> dict[str, Any]:
-        """Traces the victims' money from the case's reported transfers (default: the money-moving events of
-        its review alerts; or ``event_ids``) with the tracing service — one victim report per paying account,
-        the loss the sum of its transfers — stores the trace, links it to the case and brings its alert in."""
-        from riskguard.tracing.reports import ReportIn
-        from riskguard.tracing.service import TraceRequest, TraceService
-
-        row = self.repository.get(case_id)
-        self._require_open(row)
-        if event_ids:
-            chosen = [d for d in records.by_ids(self.engine, event_ids) if d.type in records.MONEY_TYPES and d.amount]
-            missing = sorted(set(event_ids) - {d.event_id for d in chosen})
-            if missing:
-                raise _bad(["body", "event_ids"], f"{missing[0]!r} is not a stored transfer, payment or withdrawal")
-        else:
-            chosen = self.reported_transfers(case_id)
-        if not chosen:
-            raise _bad(["body", "event_ids"], "the case has no reported transfer to trace; name event_ids")
-        by_victim: dict[str, list[records.Decided]] = {}
-        for item in chosen:
-            by_victim.setdefault(item.account_id, []).append(item)
-        latest = max(d.occurred_at for d in chosen)
-        latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
-        reported = max(utcnow(), latest + timedelta(minutes=1))  # follow the money up to now
-        reports = [
-            ReportIn(
-                victim_account=victim,
-                loss=sum((d.amount or Decimal(0) for d in items), Decimal(0)).quantize(Decimal("0.01")),
-                reported_at=reported,
-                report_id=f"case{case_id}-{number}",
-                event_ids=[d.event_id for d in items],
-            )
-            for number, (victim, items) in enumerate(sorted(by_victim.items()), 1)
-        ]
-        result = TraceService(self.guard).create(TraceRequest(reports=reports, rule=rule), actor=actor)
-        trace_id = result["trace_id"]
-        now = utcnow()
-        with self.engine.begin() as connection:
-            self.repository.change(connection, case_id, now, trace_id=trace_id)
-            details = {"trace_id": trace_id, "reports": len(reports), "events": [d.event_id for d in chosen]}
-            self.repository.log(connection, case_id, actor, "trace", details, now)
-            audit.record(connection, actor, "case.trace", str(case_id), details)
-        self.sync(actor)  # the trace's alert joins the inbox
-        with self.engine.begin() as connection:  # and this case, unless it merged into another one
-            found = connection.execute(
-                select(case_alerts.c.group_id, case_alerts.c.case_id)
-                .where(case_alerts.c.source == "trace")
-                .where(case_alerts.c.source_key == trace_id)
-            ).first()
-            if found is not None and found.case_id is None:
-                self.inbox.attach(connection, [int(found.group_id)], case_id)
-        return {"case_id": case_id, **result}
-
-    def close(
-        self, case_id: int, resolution: str, *, actor: str, note: str | None = None, label: bool = True
-    ) -> dict[str, Any]:
-        """Closes the case with a resolution. ``confirmed_fraud`` / ``legitimate`` (with ``label``) label the
-        case's accounts and its review events ``fraud`` / ``legitimate`` through ``RiskGuard.add_labels`` —
-        the code path of ``POST /v1/labels`` — so training and label-aware features see them;
-        ``inconclusive`` labels nothing. Its alerts close with it."""
-        if resolution not in RESOLUTIONS:
-            raise _bad(["body", "resolution"], f"one of {', '.join(RESOLUTIONS)}")
-        if note is not None and len(note) > 2000:
-            raise _bad(["body", "note"], "at most 2,000 characters")
-        now = utcnow()
-        with self.engine.begin() as connection:
-            row = self.repository.row(connection, case_id, for_update=True)
-            self._require_open(row)
-            entities = self.inbox.entities_of_case(connection, case_id)
-            alert_rows = self.inbox.alerts_of_case(connection, case_id)
-            self.repository.change(connection, case_id, now, status="closed", resolution=resolution, closed_at=now)
-            self.inbox.set_case_status(connection, case_id, "closed")
-        labelled: list[int] = []
-        if label and resolution in LABEL_OF:
-            items = [
-                {
-                    "event_id": None,
-                    "entity_kind": "account",
-                    "entity_value": value,
-                    "label": LABEL_OF[resolution],
-                    "source": LABEL_SOURCE,
-                    "typology": None,
-                    "labelled_at": now,
-                    "note": f"case {case_id}" + (f": {note}" if note else ""),
-                }
-                for kind, value in entities
-                if kind == "account"
-            ]
-            items += [
-                {
-                    "event_id": r.source_key,
-                    "entity_kind": None,
-                    "entity_value": None,
-                    "label": LABEL_OF[resolution],
-                    "source": LABEL_SOURCE,
-                    "typology": None,
-                    "labelled_at": now,
-                    "note": f"case {case_id}",
-                }
-                for r in alert_rows
-                if r.source == "review"
-            ]
-            if items:
-                labelled = self.guard.add_labels(items)
-        details = {"resolution": resolution, "note": note, "labels": len(labelled)}
-        with self.engine.begin() as connection:
-            self.repository.log(connection, case_id, actor, "closed", details, now)
-            audit.record(connection, actor, "case.close", str(case_id), details)
-        return {**self.summary(case_id), "labels": len(labelled)}
-
     def reopen(self, case_id: int, *, actor: str, note: str | None = None) -> dict[str, Any]:
         """Reopens a closed case (status investigating); labels already written stay (add new ones by
         closing again)."""
@@ -756,51 +475,3 @@ class CaseService:
             self.repository.log(connection, case_id, actor, "reopened", {"note": note}, now)
             audit.record(connection, actor, "case.reopen", str(case_id), {"note": note})
         return self.summary(case_id)
-
-    # ------------------------------------------------------------------ evidence
-    def _package_view(self, case_id: int, actor: str, role: str | None, revealed: bool) -> dict[str, Any]:
-        if revealed:
-            with self.engine.connect() as connection:
-                entities = self.inbox.entities_of_case(connection, case_id)
-            self.repository.get(case_id)
-            self._reveal(actor, role, f"case:{case_id}", entities, "evidence")
-        return self._view(case_id, revealed=revealed)
-
-    def _exported(self, case_id: int, actor: str, manifest: dict[str, Any], revealed: bool) -> None:
-        details = {"package_digest": manifest["package_digest"], "masked": not revealed, "files": manifest["files"]}
-        with self.engine.begin() as connection:
-            self.repository.log(connection, case_id, actor, "evidence_export", details, utcnow())
-            audit.record(connection, actor, "case.evidence_export", str(case_id), details)
-
-    def export_evidence(
-        self,
-        case_id: int,
-        out: Path,
-        *,
-        actor: str,
-        role: str | None,
-        revealed: bool = True,
-        as_zip: bool = True,
-    ) -> dict[str, Any]:
-        """Writes the evidence package of a case to ``out`` (a ``.zip`` file, or a directory with
-        ``as_zip=False``): evidence.json, report.html (printable), manifest.json (SHA-256 and size of every
-        file, and the package digest). Unmasked by default — for the receiving authority — which is a reveal
-        with purpose "evidence" through the Revealer (audited; Forbidden to roles that may not reveal).
-        The package digest is written to the case's activity and the audit log. Returns the manifest."""
-        from riskguard.cases.evidence import write_package
-
-        view = self._package_view(case_id, actor, role, revealed)
-        manifest = write_package(view, out, actor=actor, as_zip=as_zip)
-        self._exported(case_id, actor, manifest, revealed)
-        return manifest
-
-    def evidence_bytes(
-        self, case_id: int, *, actor: str, role: str | None, revealed: bool = True
-    ) -> tuple[bytes, dict[str, Any]]:
-        """The same package as zip bytes and its manifest (for downloads)."""
-        from riskguard.cases.evidence import package_bytes
-
-        view = self._package_view(case_id, actor, role, revealed)
-        data, manifest = package_bytes(view, actor=actor)
-        self._exported(case_id, actor, manifest, revealed)
-        return data, manifest
