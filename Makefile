@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/consortium.py
 	$(BIN)/python bench/graph.py
+	$(BIN)/python bench/spark_graph.py
 	$(BIN)/python bench/complaints.py
 	$(BIN)/python bench/bus.py
 	$(BIN)/python bench/load.py

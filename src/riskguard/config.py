@@ -108,6 +108,10 @@ class Settings:
     takeover_device_memory_days: float = 30.0
     leak_watch_days: float = 90.0
     breach_padding_lines: int = 1000
+    batch_engine: str = "local"  # graph refresh and replay: in-process ("local") or on Spark (docs/spark.md)
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "1g"
+    spark_shuffle_partitions: int = 8
     stage_policies: dict[str, StagePolicy] = field(default_factory=lambda: dict(DEFAULT_STAGE_POLICIES))
 
     @classmethod
@@ -204,6 +208,14 @@ class Settings:
         from riskguard.accountsec.settings import check_accountsec_settings
 
         check_accountsec_settings(self)
+        if self.batch_engine not in ("local", "spark"):
+            raise ConfigError("RISKGUARD_BATCH_ENGINE must be local or spark")
+        if not re.match(r"^(local(\[(\d+|\*)\])?|spark://[A-Za-z0-9_.:,-]+|yarn|k8s://\S+)$", self.spark_master):
+            raise ConfigError("RISKGUARD_SPARK_MASTER must be local[N], local[*], spark://HOST:PORT, yarn or k8s://URL")
+        if not re.match(r"^\d+[kmgt]?$", self.spark_driver_memory, re.IGNORECASE):
+            raise ConfigError("RISKGUARD_SPARK_DRIVER_MEMORY must be a JVM size such as 1g or 512m")
+        if not (1 <= self.spark_shuffle_partitions <= 100_000):
+            raise ConfigError("RISKGUARD_SPARK_SHUFFLE_PARTITIONS must be 1..100000")
         for stage, policy in self.stage_policies.items():
             if policy.failure not in ("open", "closed"):
                 raise ConfigError(f"RISKGUARD_STAGE_{stage.upper()}_FAILURE must be open or closed")

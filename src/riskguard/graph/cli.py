@@ -22,6 +22,9 @@ def refresh(
         Path | None, typer.Option(help="Where to save the graph (default RISKGUARD_GRAPH_DIR or var/graph)")
     ] = None,
     window_days: Annotated[int, typer.Option(help="Days of events the graph keeps")] = 90,
+    engine: Annotated[
+        str | None, typer.Option(help="local (in-process) or spark (default RISKGUARD_BATCH_ENGINE; docs/spark.md)")
+    ] = None,
 ) -> None:
     """Rebuild the graph, publish graph features to live decisions and record ring and block alerts."""
     import polars as pl
@@ -33,6 +36,8 @@ def refresh(
 
     @_errors
     def run() -> None:
+        if engine not in (None, "local", "spark"):
+            _fail(f"--engine {engine}: give local or spark")
         frame = None
         if events is not None:
             files = sorted(events.glob("**/*.parquet")) if events.is_dir() else [events]
@@ -51,6 +56,7 @@ def refresh(
                 save_dir=out or graph_dir(),
                 config=RefreshConfig(graph=GraphConfig(window_days=window_days)),
                 actor="cli:graph",
+                engine=engine,
             )
         finally:
             guard.close()

@@ -107,13 +107,16 @@ def find_rings(
     labels: pl.DataFrame | None = None,
     *,
     view: Bipartite | None = None,
+    components: np.ndarray | None = None,
 ) -> Rings:
     """Rings of ``graph``; ``labels`` (entity_kind, entity_value, label) marks known fraud among members.
-    ``view``: the graph's binding matrix when the caller already has it (``view.binding``)."""
+    ``view``: the graph's binding matrix when the caller already has it (``view.binding``); ``components``:
+    the connected components of the binding links when computed elsewhere (on Spark: ``spark/graph.py``),
+    numbered as scipy numbers them."""
     config = config or RingConfig()
     full = view if view is not None else binding(graph)
     view = full.restrict(config.kinds)
-    ring_of, keep = _components(view, config)
+    ring_of, keep = _components(view, config, components)
     members = _prune_appendages(view, ring_of, keep)
     members = pl.concat([members, _takeovers(full, members, config)])
     members = pl.concat([members, _money_joins(view, members, config)])
@@ -123,15 +126,20 @@ def find_rings(
     return Rings(members=named, rings=rings, compromised=view.compromised)
 
 
-def _components(view: Bipartite, config: RingConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Ring id of every node (accounts, then identifiers): components of the binding links, large ones
-    split into communities; and which links bind."""
+def _components(
+    view: Bipartite, config: RingConfig, given: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ring id of every node (accounts, then identifiers): components of the binding links (``given`` when
+    computed elsewhere), large ones split into communities; and which links bind."""
     keep = (view.degree[view.col] >= config.min_shared) & ~view.rotating
     rows, cols = view.row[keep], view.col[keep]
     n = view.n_accounts + view.n_idents
-    matrix = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, view.n_accounts + cols)), shape=(n, n))
-    _, labels = connected_components(matrix, directed=False)
-    labels = labels.astype(np.int64)
+    if given is None:
+        matrix = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, view.n_accounts + cols)), shape=(n, n))
+        _, labels = connected_components(matrix, directed=False)
+        labels = labels.astype(np.int64)
+    else:
+        labels = given.astype(np.int64)
     sizes = np.bincount(labels[distinct(rows)], minlength=n)
     large = np.flatnonzero(sizes >= config.split_min)
     if len(large):

@@ -90,14 +90,27 @@ def replay(
         datetime | None,
         typer.Option(help="Report on events from this day (UTC); earlier ones warm up features", formats=["%Y-%m-%d"]),
     ] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="local (in-process) or spark (default RISKGUARD_BATCH_ENGINE; docs/spark.md)")
+    ] = None,
 ) -> None:
     """Replay a history through a strategy (and model) in isolated state; write the report."""
     from riskguard.decision.warnings import WarningCatalogue
+    from riskguard.replay.engine import decide
     from riskguard.replay.history import load_history
     from riskguard.replay.service import compile_for_replay, model_for, run
 
     settings = _settings()
+    if engine not in (None, "local", "spark"):
+        typer.echo(f"error: --engine {engine}: give local or spark", err=True)
+        raise typer.Exit(2)
     keys = WarningCatalogue.from_file(settings.warnings_file).keys()
+    decider = decide
+    if (engine or settings.batch_engine) == "spark":
+        from riskguard.spark.replay import SparkDecider
+        from riskguard.spark.session import spark_session
+
+        decider = SparkDecider(spark_session(settings, "riskguard-replay"), list(keys))
     registry = None
     needs_registry = any(m is not None and not Path(m).is_dir() for m in (model, vs_model))
     history = load_history(events, labels)
@@ -114,6 +127,7 @@ def replay(
         lists=_lists(lists),
         lateness_seconds=_lateness(lateness),
         report_since_us=_day_us(since.date() if since else None),
+        decider=decider,
     )
     seconds = sum(
         d.timings.get("features_s", 0) + d.timings.get("rules_s", 0) + d.timings.get("stages_s", 0) for d in decided

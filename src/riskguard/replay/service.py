@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +58,14 @@ def run(
     lists: dict[str, set[str]] | None = None,
     lateness_seconds: float = 3600.0,
     report_since_us: int | None = None,
+    decider: Callable[..., Decisions] = decide,
 ) -> tuple[dict[str, Any], list[Decisions]]:
     """Decides the history with each (strategy, model) and builds the report (written under ``out``) on
-    the events from ``report_since_us`` (the earlier ones only warm up the features)."""
+    the events from ``report_since_us`` (the earlier ones only warm up the features). ``decider``: how the
+    decisions are computed (``engine.decide`` in-process; ``spark.replay.SparkDecider`` on Spark)."""
     results: list[tuple[str, Decisions]] = []
     for strategy, model in strategies:
-        decisions = decide(history, strategy, model=model, lists=lists, lateness_seconds=lateness_seconds)
+        decisions = decider(history, strategy, model=model, lists=lists, lateness_seconds=lateness_seconds)
         results.append((label_of(strategy, model), decisions))
     if report_since_us is not None:
         keep = history.events.t_us >= report_since_us
