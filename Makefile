@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/simulate.py
 	$(BIN)/python bench/trace.py
+	$(BIN)/python bench/cases.py
 	$(BIN)/python bench/features_offline.py
 	$(BIN)/python bench/device.py
 	$(BIN)/python bench/account_security.py
