@@ -37,6 +37,7 @@ BLOCKED_CARD = "6259990011223344"
 NOTE = "customer called from 021-5550-1987 about the transfer"
 COMPLAINT_PHONE = "+8616612345999"
 TRACE_PHONE = "15822223333"
+PUBLISHED_PHONE = "+8615911112222"
 SECRETS = [
     *PHONES,
     *CARDS,
@@ -48,6 +49,7 @@ SECRETS = [
     BLOCKED_CARD,
     COMPLAINT_PHONE,
     TRACE_PHONE,
+    PUBLISHED_PHONE,
 ]
 FRAGMENTS = ["021-5550-1987", "12345671", "7663X", "Xiaoming", "example.org", "5550-1987"]
 
@@ -138,6 +140,7 @@ def populate(guard: RiskGuard, *, actor: str = "test") -> dict[str, dict[str, An
             }
         ]
     )
+    guard.published.publish("watch.hits", {PUBLISHED_PHONE: 1.0, "acc-0": 2.0}, replace=True, actor=actor)
     guard.privacy.revealer.reveal(actor, "analyst", "phone", PHONES[0], purpose="case 7", target="account:acc-0")
     return decided
 
@@ -229,6 +232,7 @@ def test_a_database_dump_holds_no_plaintext_identifiers(db_url: str, tmp_path: P
         evidence = GraphAlertRepository(guard.engine).list()[0]["evidence"]
         assert evidence == {"phones": PHONES}
         assert TraceRepository(guard.engine).document("trace-1")["hops"] == [{"phone": TRACE_PHONE}]
+        assert guard.published.load("watch.hits") == {PUBLISHED_PHONE: 1.0, "acc-0": 2.0}
         with guard.engine.connect() as connection:
             raw = connection.execute(
                 select(events_table.c.payload).where(events_table.c.event_id == "ev-1")
@@ -266,6 +270,7 @@ def test_rotation_reencrypts_everything_and_retires_the_old_key(tmp_path: Path, 
         }
         assert {e["value"] for e in guard.lists.entries("watch_phones")} == {BLOCKED_PHONE, PHONES[2]}
         assert guard.labels.for_entity("phone", PHONES[0])[0]["note"] == NOTE
+        assert guard.published.load("watch.hits") == {PUBLISHED_PHONE: 1.0, "acc-0": 2.0}
         guard.refresh()
         after = guard.decide(event(31, event_id="ev-after", card_id=BLOCKED_CARD), with_explain=True)
         assert after["explain"]["lists"] == {"blocked_cards": [BLOCKED_CARD]}

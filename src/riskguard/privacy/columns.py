@@ -22,6 +22,7 @@ class SealedColumn:
     mode: str  # fields | whole | token
     key: tuple[str, ...]  # the primary key (``fields`` columns need one column, for keyset paging)
     kind: str = "document"  # the kind plaintext rows are sealed as (whole mode)
+    seal_plain: bool = True  # token mode: also tokenise plaintext rows (False: only some rows are personal)
 
 
 COLUMNS: list[SealedColumn] = [
@@ -39,6 +40,8 @@ COLUMNS: list[SealedColumn] = [
     SealedColumn("consortium_watch", "value", "token", ("token",)),
     SealedColumn("privacy_alerts", "evidence", "whole", ("id",)),
     SealedColumn("privacy_vault", "sealed", "whole", ("token",), "value"),
+    # published features keep pseudonymous ids as they are; entities that look personal are tokens
+    SealedColumn("published_features", "entity", "token", ("source", "entity"), seal_plain=False),
 ]
 
 

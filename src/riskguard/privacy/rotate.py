@@ -125,7 +125,9 @@ class Rotation:
             if table is None:
                 continue
             if column.mode == "token":
-                count = self._tokenise_plain(table, column)
+                count = (
+                    self._tokenise_plain(table, column) if column.seal_plain else self._tokenise_personal(table, column)
+                )
             elif column.mode == "whole":
                 count = self._reseal_whole(table, column)
             else:
@@ -217,6 +219,24 @@ class Rotation:
             if len(rows) < self._batch:
                 return done
 
+    def _tokenise_personal(self, table: Table, column: SealedColumn) -> int:
+        """In a column where only some values are personal: the plaintext ones that look personal."""
+        col = table.c[column.column]
+        keys = [table.c[k] for k in column.key]
+        with self._engine.connect() as connection:
+            rows = [
+                row
+                for row in connection.execute(select(*keys, col).where(col.is_not(None), ~col.like(f"{TOKEN_PREFIX}%")))
+                if fields.kind_of_value(row[-1])
+            ]
+        for start in range(0, len(rows), self._batch):
+            chunk = rows[start : start + self._batch]
+            with self._engine.begin() as connection:
+                tokens = vault_tokens(connection, self.cipher, "value", [row[-1] for row in chunk])
+                for row in chunk:
+                    self._replace(connection, table, column, row, tokens[row[-1]])
+        return len(rows)
+
     def _replace(self, connection: Connection, table: Table, column: SealedColumn, row: Any, new: str) -> None:
         where = and_(*[table.c[k] == row[i] for i, k in enumerate(column.key)])
         if column.column in column.key:  # the value is part of the key: a row with the new key may exist
@@ -285,6 +305,8 @@ class Rotation:
                     out[name] = len(connection.execute(query).all())
                 elif column.mode == "token":
                     query = select(col).where(col.is_not(None), ~col.like(active_token))
+                    if not column.seal_plain:
+                        query = query.where(col.like(f"{TOKEN_PREFIX}%"))
                     out[name] = len(connection.execute(query).all())
                 else:
                     count = 0

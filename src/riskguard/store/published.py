@@ -12,6 +12,9 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from riskguard.errors import ValidationFailed
+from riskguard.privacy.cipher import is_token
+from riskguard.privacy.fields import kind_of_value
+from riskguard.privacy.service import token_values, vault_open
 from riskguard.store import audit
 from riskguard.store.tables import published_features, published_sources, utcnow
 
@@ -66,8 +69,13 @@ class PublishedRepository:
             index_elements=[published_features.c.source, published_features.c.entity],
             set_={"value": upsert.excluded.value, "published_at": upsert.excluded.published_at},
         )
-        rows = [{"source": source, "entity": k, "value": v, "published_at": now} for k, v in clean.items()]
         with self._engine.begin() as connection:
+            # entities that look personal (phones, e-mails, IPs, card numbers) are kept as tokens
+            personal = token_values(connection, self._engine, [k for k in clean if kind_of_value(k)])
+            rows = [
+                {"source": source, "entity": personal.get(k, k), "value": v, "published_at": now}
+                for k, v in clean.items()
+            ]
             if replace:
                 connection.execute(delete(published_features).where(published_features.c.source == source))
             for start in range(0, len(rows), CHUNK):
@@ -108,4 +116,6 @@ class PublishedRepository:
             published_features.c.source == source
         )
         with self._engine.connect() as connection:
-            return dict(connection.execute(query).all())
+            found = dict(connection.execute(query).all())
+            plain = vault_open(connection, [k for k in found if is_token(k)])
+        return {plain.get(k, k): v for k, v in found.items()}
