@@ -73,7 +73,7 @@ def test_strategy_lifecycle(run, tmp_path: Path) -> None:  # type: ignore[no-unt
     code, out, _ = run("strategy", "publish", str(shown))  # a round trip through `show` is the same version
     assert code == 0, out
     code, out, _ = run("strategy", "rollback", "--to", "starter@4")
-    assert code == 0 and "starter v4 is live" in out
+    assert code == 0 and "starter v5 is live" in out
     code, _, err = run("strategy", "rollback", "--to", "starter@x")
     assert code == 1 and "NAME@VERSION" in err
     code, out, _ = run("strategy", "publish", str(v1), "--shadow")

@@ -127,7 +127,7 @@ def test_quickscorer_walks_a_tree_like_the_tree(row: list[float], seed: int) -> 
 def strategy_with_model(shadow: bool = False) -> str:
     reference = "model: {name: fraud, shadow: [fraud@1]}\n" if shadow else "model: {name: fraud}\n"
     return (
-        STARTER.replace("version: 4\n", "version: 8\n" + reference, 1)
+        STARTER.replace("version: 5\n", "version: 8\n" + reference, 1)
         + """
   - id: model_high_risk
     when: 'model.available && model.score >= 0.0'

@@ -41,7 +41,7 @@ def test_a_model_lowers_the_loss_rate_at_equal_friction(
     events.filter(pl.col("occurred_at") < "2026-01-21").write_parquet(tmp_path / "days1-20.parquet")
     source = STARTER.read_text(encoding="utf-8")
     (tmp_path / "features.yaml").write_text(source.split("\nlists:")[0] + "\ntimezone: Asia/Shanghai\n")
-    candidate = source.replace("version: 4\n", "version: 5\nmodel: {name: fraud}\n", 1) + CANDIDATE_RULE
+    candidate = source.replace("version: 5\n", "version: 6\nmodel: {name: fraud}\n", 1) + CANDIDATE_RULE
     (tmp_path / "candidate.yaml").write_text(candidate)
     runner = CliRunner()
     trained = runner.invoke(
@@ -72,7 +72,7 @@ def test_a_model_lowers_the_loss_rate_at_equal_friction(
     assert replayed.exit_code == 0, replayed.output
     report = json.loads((out / "report.json").read_text())
     base, candidate_column = report["columns"]
-    assert candidate_column["label"] == "starter v5 + fraud@1"
+    assert candidate_column["label"] == "starter v6 + fraud@1"
     assert report["history"]["from"] >= "2026-01-20T16:00"  # days 21-30, Beijing time
     equal = report["equal_friction"]
     assert equal["friction"] == base["friction"]

@@ -38,7 +38,7 @@ LABEL_RULES = """
 
 
 def label_aware_strategy() -> str:
-    source = STARTER.replace("version: 4\n", "version: 7\n", 1).replace("features:\n", LABEL_FEATURES, 1)
+    source = STARTER.replace("version: 5\n", "version: 7\n", 1).replace("features:\n", LABEL_FEATURES, 1)
     return source + LABEL_RULES
 
 

@@ -25,6 +25,7 @@ import polars as pl
 from sqlalchemy import create_engine
 from sqlalchemy.pool import StaticPool
 
+from riskguard.accountsec.replay import accountsec_columns
 from riskguard.decision.outcome import outcome
 from riskguard.device.reputation import FLAGS
 from riskguard.device.tables import device_keys
@@ -151,6 +152,7 @@ def decide(
     declared = strategy.environment.variables
     t0 = time.perf_counter()
     columns.extra.update(device_columns(columns, [n for n in declared if n.startswith("device.")]))
+    columns.extra.update(accountsec_columns(columns, list(declared)))  # takeover.*, account.* (accountsec/replay.py)
     model_score = None
     if model is not None:
         model_columns, model_score = model.columns(columns, features)
