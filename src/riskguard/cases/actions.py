@@ -57,11 +57,10 @@ class CaseActions:
         def resolve(self, case_id: int, ref: str) -> tuple[str, str]: ...
         def summary(self, case_id: int) -> dict[str, Any]: ...
         def sync(self, actor: str = "system", *, max_age_s: float | None = None) -> dict[str, Any]: ...
-        def _view(self, case_id: int, *, revealed: bool) -> dict[str, Any]: ...
+        def _revealed_view(
+            self, case_id: int, actor: str, role: str | None, revealed: bool, purpose: str
+        ) -> dict[str, Any]: ...
         def _trace_documents(self, row: Any, alert_rows: list[Any]) -> list[dict[str, Any]]: ...
-        def _reveal(
-            self, actor: str, role: str | None, target: str, entities: list[tuple[str, str]], purpose: str
-        ) -> None: ...
         @staticmethod
         def _require_open(row: Any) -> None: ...
 
@@ -335,14 +334,6 @@ class CaseActions:
         return {**self.summary(case_id), "labels": len(labelled)}
 
     # ------------------------------------------------------------------ evidence
-    def _package_view(self, case_id: int, actor: str, role: str | None, revealed: bool) -> dict[str, Any]:
-        if revealed:
-            with self.engine.connect() as connection:
-                entities = self.inbox.entities_of_case(connection, case_id)
-            self.repository.get(case_id)
-            self._reveal(actor, role, f"case:{case_id}", entities, "evidence")
-        return self._view(case_id, revealed=revealed)
-
     def _exported(self, case_id: int, actor: str, manifest: dict[str, Any], revealed: bool) -> None:
         details = {"package_digest": manifest["package_digest"], "masked": not revealed, "files": manifest["files"]}
         with self.engine.begin() as connection:
@@ -366,7 +357,7 @@ class CaseActions:
         The package digest is written to the case's activity and the audit log. Returns the manifest."""
         from riskguard.cases.evidence import write_package
 
-        view = self._package_view(case_id, actor, role, revealed)
+        view = self._revealed_view(case_id, actor, role, revealed, "evidence")
         manifest = write_package(view, out, actor=actor, as_zip=as_zip)
         self._exported(case_id, actor, manifest, revealed)
         return manifest
@@ -377,7 +368,7 @@ class CaseActions:
         """The same package as zip bytes and its manifest (for downloads)."""
         from riskguard.cases.evidence import package_bytes
 
-        view = self._package_view(case_id, actor, role, revealed)
+        view = self._revealed_view(case_id, actor, role, revealed, "evidence")
         data, manifest = package_bytes(view, actor=actor)
         self._exported(case_id, actor, manifest, revealed)
         return data, manifest

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tupl
 from riskguard.cases import sealing
 from riskguard.cases.entities import MERGE_KINDS, Entity, EntityRefs, masked_evidence
 from riskguard.cases.priority import decimal_of, minor_of, priority_minor, score_bp, unit_of
+from riskguard.cases.store import query_errors
 from riskguard.cases.tables import case_activity, case_alert_entities, case_alerts
 from riskguard.errors import NotFound, ValidationFailed
 from riskguard.store.tables import utcnow
@@ -276,17 +277,9 @@ class AlertInbox:
         revealed: bool = False,
     ) -> dict[str, Any]:
         """The inbox: one item per group, filtered and sorted, with ``total`` for paging."""
-        errors = []
-        if status is not None and status not in STATUSES:
-            errors.append({"loc": ["query", "status"], "type": "value_error", "msg": f"one of {', '.join(STATUSES)}"})
-        if source is not None and source not in SOURCES:
-            errors.append({"loc": ["query", "source"], "type": "value_error", "msg": f"one of {', '.join(SOURCES)}"})
-        if sort not in SORTS:
-            errors.append({"loc": ["query", "sort"], "type": "value_error", "msg": f"one of {', '.join(SORTS)}"})
-        if not 1 <= limit <= 500:
-            errors.append({"loc": ["query", "limit"], "type": "value_error", "msg": "1 to 500"})
-        if offset < 0:
-            errors.append({"loc": ["query", "offset"], "type": "value_error", "msg": "0 or more"})
+        errors = query_errors(
+            limit, offset, {"status": (status, STATUSES), "source": (source, SOURCES), "sort": (sort, SORTS)}
+        )
         if errors:
             raise ValidationFailed(errors)
         a = case_alerts

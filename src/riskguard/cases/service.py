@@ -325,11 +325,17 @@ class CaseService(CaseActions):
         ref, lists}], ``timeline`` (events with decisions and reasons, alerts, notes and actions, in time
         order), ``decisions``, ``notes``, ``actions``, ``freezes``, ``ring_graph`` (Cytoscape.js elements) and
         ``fund_flows`` (trace paths). Masked unless ``revealed`` (audited)."""
+        return self._revealed_view(case_id, actor, role, revealed, "view")
+
+    def _revealed_view(
+        self, case_id: int, actor: str, role: str | None, revealed: bool, purpose: str
+    ) -> dict[str, Any]:
+        """The case view; unmasked after one Revealer request for the case's entities (``purpose``)."""
         if revealed:
             with self.engine.connect() as connection:
                 entities = self.inbox.entities_of_case(connection, case_id)
             self.repository.get(case_id)
-            self._reveal(actor, role, f"case:{case_id}", entities, "view")
+            self._reveal(actor, role, f"case:{case_id}", entities, purpose)
         return self._view(case_id, revealed=revealed)
 
     def _view(self, case_id: int, *, revealed: bool) -> dict[str, Any]:

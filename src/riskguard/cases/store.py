@@ -17,6 +17,22 @@ STATUSES = ("open", "investigating", "closed")
 RESOLUTIONS = ("confirmed_fraud", "legitimate", "inconclusive")
 
 
+def query_errors(
+    limit: int, offset: int, choices: dict[str, tuple[str | None, tuple[str, ...]]] | None = None
+) -> list[dict[str, Any]]:
+    """422 items for a list query: each of ``choices`` ({field: (value, allowed)}) must be allowed when
+    given, ``limit`` 1..500, ``offset`` 0 or more."""
+    errors = []
+    for field, (value, allowed) in (choices or {}).items():
+        if value is not None and value not in allowed:
+            errors.append({"loc": ["query", field], "type": "value_error", "msg": f"one of {', '.join(allowed)}"})
+    if not 1 <= limit <= 500:
+        errors.append({"loc": ["query", "limit"], "type": "value_error", "msg": "1 to 500"})
+    if offset < 0:
+        errors.append({"loc": ["query", "offset"], "type": "value_error", "msg": "0 or more"})
+    return errors
+
+
 class CaseRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -100,13 +116,7 @@ class CaseRepository:
         limit: int,
         offset: int,
     ) -> tuple[int, list[Any]]:
-        errors = []
-        if status is not None and status not in STATUSES:
-            errors.append({"loc": ["query", "status"], "type": "value_error", "msg": f"one of {', '.join(STATUSES)}"})
-        if not 1 <= limit <= 500:
-            errors.append({"loc": ["query", "limit"], "type": "value_error", "msg": "1 to 500"})
-        if offset < 0:
-            errors.append({"loc": ["query", "offset"], "type": "value_error", "msg": "0 or more"})
+        errors = query_errors(limit, offset, {"status": (status, STATUSES)})
         if errors:
             raise ValidationFailed(errors)
         query = select(cases)
