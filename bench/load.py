@@ -96,6 +96,10 @@ def run(name: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             clear_namespace(client, namespace)
             client.close()
     ok = [r.latency_s for r in results if r.status == 200]
+    refused: dict[int, int] = {}
+    for result in results:
+        if result.status != 200:
+            refused[result.status] = refused.get(result.status, 0) + 1
     return {
         "config": name,
         "workers": workers,
@@ -110,6 +114,7 @@ def run(name: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "rss_mib": rss,
         "startup_s": startup,
         "load": (load_before, os.getloadavg()[0]),
+        "refused": refused,
     }
 
 
@@ -148,6 +153,8 @@ def main() -> None:
                 f"{row['rss_mib']:>9.0f}{row['startup_s']:>9.1f}{row['load'][0]:>6.1f}>{row['load'][1]:<5.1f}",
                 flush=True,
             )
+            if row["refused"]:  # 503: not recorded within the commit timeout (retry); 0: connection failed
+                print(f"{'':<28}not answered 200: {row['refused']} (status: count)", flush=True)
     print(
         "\nper srv CPU-s: decisions per CPU-second the service used (all its processes); the client shares the"
         " same cores, so on a small machine more workers compete with the load generator and each other."
