@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,7 @@ from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 from riskguard.bus.runner import Message
 from riskguard.bus.tables import bus_account_flows
 from riskguard.events.schema import to_json
+from riskguard.graph.build import DAY_MS
 from riskguard.store.tables import utcnow
 
 log = logging.getLogger("riskguard.bus.consumers")
@@ -227,15 +229,16 @@ class GraphConsumer:
     def __init__(
         self, guard: Any, *, window_days: int = 90, analyse_every_s: float = 60.0, actor: str = "bus.graph"
     ) -> None:
+        from riskguard.graph.build import GraphConfig
         from riskguard.graph.refresh import RefreshConfig
 
         self.guard = guard
-        self.config = RefreshConfig()
+        self.config = RefreshConfig(graph=GraphConfig(window_days=window_days))
         self.window_days = window_days
         self.analyse_every_s = analyse_every_s
         self.actor = actor
         self.graph: Any = None
-        self.seen: set[str] = set()
+        self.seen: dict[str, int] = {}  # event ids folded in → event time (ms), forgotten past the window
         self._dirty = False
         self._analysed_at = 0.0
         self.analyses = 0
@@ -248,7 +251,8 @@ class GraphConsumer:
         frame = events_from_store(self.guard, self.window_days)
         if frame.height:
             self.graph.update(frame)
-            self.seen = set(frame["event_id"].to_list())
+            times = [_ms(datetime.fromisoformat(text)) for text in frame["occurred_at"].to_list()]
+            self.seen = dict(zip(frame["event_id"].to_list(), times, strict=True))
         self._dirty = True
         self._analyse()
 
@@ -262,7 +266,7 @@ class GraphConsumer:
             rows.append(body)
         if rows:
             self.graph.update(pl.DataFrame(rows, infer_schema_length=None))
-            self.seen.update(row["event_id"] for row in rows)
+            self.seen.update((m.event_id, _ms(m.event.occurred_at)) for m in messages)
             self._dirty = True
 
     def after(self, messages: Sequence[Message]) -> None:
@@ -275,6 +279,9 @@ class GraphConsumer:
 
         if not self._dirty or self.graph is None or self.graph.edges == 0:
             return
+        if self.graph.latest_ms is not None:  # what fell out of the window is gone from the graph too
+            since = self.graph.latest_ms - self.window_days * DAY_MS
+            self.seen = {event_id: at for event_id, at in self.seen.items() if at >= since}
         result = analyse(self.graph, labels_from_store(self.guard), self.config)
         for source, values in result.features.items():
             self.guard.published.publish(source, values, replace=True, actor=self.actor)
@@ -285,6 +292,10 @@ class GraphConsumer:
 
     def close(self) -> None:
         pass
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
 
 
 CONSUMERS = {"flows": FlowsConsumer, "complaints": ComplaintsConsumer, "graph": GraphConsumer}
