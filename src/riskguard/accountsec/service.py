@@ -65,10 +65,8 @@ class AccountSecurity:
         self.guard = guard
         self.window_s = settings.takeover_window_minutes * 60
         self.memory_s = settings.takeover_device_memory_days * 86400
-        if settings.feature_backend == "redis":
-            import redis
-
-            client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        if settings.feature_backend == "redis":  # beside the feature state, on the feature engine's client
+            client = guard.feature_engine.client  # type: ignore[attr-defined]
             self.sequences: MemorySequenceStore | RedisSequenceStore = RedisSequenceStore(
                 client, namespace=settings.feature_namespace, window_s=self.window_s, memory_s=self.memory_s
             )
