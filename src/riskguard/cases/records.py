@@ -7,13 +7,13 @@ Plain SQL over ``events`` ⋈ ``decisions`` on their indexes (``ix_events_accoun
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from sqlalchemy import Engine, and_, or_, select
 
 from riskguard.privacy.fields import open_document
@@ -48,17 +48,20 @@ class Decided:
         ]
 
 
+_decode = msgspec.json.Decoder().decode
+
+
 def _decided(row: Any) -> Decided:
     return Decided(
         event_id=row.event_id,
         type=row.type,
         occurred_at=row.occurred_at,
         account_id=row.account_id,
-        payload=json.loads(open_document(row.payload)),  # personal fields are sealed at rest
+        payload=_decode(open_document(row.payload)),  # personal fields are sealed at rest
         decision=row.decision,
         score=row.score,
         decided_at=row.decided_at,
-        body=json.loads(open_document(row.body)) if row.body else None,
+        body=_decode(open_document(row.body)) if row.body else None,
     )
 
 

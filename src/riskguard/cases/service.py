@@ -30,7 +30,7 @@ from riskguard.cases.priority import DEFAULT_SLA, breached, decimal_of, due_at, 
 from riskguard.cases.sources import sync_all
 from riskguard.cases.store import CaseRepository
 from riskguard.cases.tables import case_alerts, case_sync
-from riskguard.cases.view import decision_item, fund_flows, ring_graph, shower, timeline
+from riskguard.cases.view import TIMELINE_EVENTS, decision_item, fund_flows, ring_graph, shower, timeline
 from riskguard.errors import NotFound, ValidationFailed
 from riskguard.store import audit
 from riskguard.store.tables import utcnow
@@ -346,7 +346,7 @@ class CaseService(CaseActions):
         show = shower(revealed)
         alerts = [alert_dict(r, revealed=revealed) for r in alert_rows]
         accounts = [v for k, v in entities if k == "account"]
-        decided = records.of_accounts(self.engine, accounts[:200], limit=1000)
+        decided = records.of_accounts(self.engine, accounts[:200], limit=TIMELINE_EVENTS)
         known = {d.event_id for d in decided}
         extra = [r.source_key for r in alert_rows if r.source == "review" and r.source_key not in known]
         if extra:
