@@ -110,3 +110,35 @@ def test_keys_commands_report_and_rotate(tmp_path: Path, monkeypatch: pytest.Mon
     assert alerts.exit_code == 0 and json.loads(alerts.stdout) == []
     refused = runner.invoke(app, ["privacy", "lift", "someone", "--by", "ann", "--role", "analyst"])
     assert refused.exit_code == 2 and "may not lift" in refused.output
+
+
+def test_rotation_also_updates_columns_outside_the_inventory(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from riskguard.privacy import fields
+    from riskguard.privacy.rotate import Rotation
+    from riskguard.privacy.service import vault_open, vault_tokens
+
+    settings = make_settings(f"sqlite:///{tmp_path}/o.db", keyring_file=str(tmp_path / "k.json"))
+    with RiskGuard(settings, background=False) as guard:
+        cipher = guard.privacy.cipher
+        with guard.engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE other_cap (id INTEGER PRIMARY KEY, doc TEXT, tok TEXT)")
+            token = vault_tokens(connection, cipher, "phone", ["13812345678"])["13812345678"]
+            doc = json.dumps({"who": cipher.seal("name", "Li Wei"), "n": 1, "ref": token})
+            connection.execute(text("INSERT INTO other_cap VALUES (1, :doc, :tok)"), {"doc": doc, "tok": token})
+            connection.execute(
+                text("INSERT INTO other_cap VALUES (2, :doc, NULL)"), {"doc": cipher.seal("email", "a@b.cn")}
+            )
+        old_key, old_token = cipher.active_key, cipher.active_token_key
+        report = Rotation(guard.engine, guard.privacy).rotate(new_token_key=True, settle_s=0)
+        assert report.rewritten["other tables"] == 3 and not any(report.remaining.values())
+        assert sorted(report.retired) == sorted([old_key, old_token])
+        with guard.engine.connect() as connection:
+            rows = dict(connection.execute(text("SELECT id, doc FROM other_cap")).all())
+            (tok,) = connection.execute(text("SELECT tok FROM other_cap WHERE id = 1")).scalars()
+            assert vault_open(connection, [tok]) == {tok: "13812345678"}
+        first = json.loads(rows[1])
+        assert fields.open_value(first["who"]) == "Li Wei" and first["ref"] == tok and first["n"] == 1
+        assert FieldCipher.key_of(rows[2]) == cipher.active_key != old_key
+        assert tok == cipher.token("phone", "13812345678") and FieldCipher.token_key_of(tok) != old_token

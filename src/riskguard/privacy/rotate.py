@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, and_, delete, inspect, select, update
+from sqlalchemy import Connection, Engine, MetaData, String, Table, and_, delete, insert, inspect, or_, select, update
 
 from riskguard.privacy import fields
 from riskguard.privacy.cipher import SEALED_PREFIX, TOKEN_PREFIX, FieldCipher, is_sealed
@@ -137,7 +137,11 @@ class Rotation:
             total += count
             if progress is not None and count:
                 progress(name, count)
-        return total
+        swept = self._sweep()
+        report.rewritten["other tables"] = report.rewritten.get("other tables", 0) + swept
+        if progress is not None and swept:
+            progress("other tables", swept)
+        return total + swept
 
     # ------------------------------------------------------------------ per mode
     def _reseal_whole(self, table: Table, column: SealedColumn) -> int:
@@ -250,42 +254,135 @@ class Rotation:
         connection.execute(update(table).where(where).values({column.column: new}))
 
     def _retokenise(self, report: RotationReport) -> int:
-        """Vault rows under an older token key: new token from the plaintext, every reference updated."""
+        """Vault rows under an older token key: a vault row under the new token (sealed under the active
+        key) and every reference in the inventory's token columns updated. The old vault rows stay until
+        the old token key is retired, so tokens kept in columns outside the inventory still open and are
+        mapped by ``_sweep``."""
         stale = ~privacy_vault.c.token.like(f"{TOKEN_PREFIX}{self.cipher.active_token_key}:%")
-        done = 0
+        changed = 0
+        after = ""
         while True:
             with self._engine.begin() as connection:
-                rows = connection.execute(select(privacy_vault).where(stale).limit(self._batch)).all()
+                rows = connection.execute(
+                    select(privacy_vault)
+                    .where(stale, privacy_vault.c.token > after)
+                    .order_by(privacy_vault.c.token)
+                    .limit(self._batch)
+                ).all()
                 for row in rows:
-                    plain = self.cipher.open(row.sealed)
-                    new = self.cipher.token(row.kind, plain)
-                    exists = connection.execute(
-                        select(privacy_vault.c.token).where(privacy_vault.c.token == new)
-                    ).first()
-                    if exists is None:
-                        connection.execute(
-                            update(privacy_vault)
-                            .where(privacy_vault.c.token == row.token)
-                            .values(token=new, sealed=self.cipher.seal(row.kind, plain))
-                        )
-                    else:
-                        connection.execute(delete(privacy_vault).where(privacy_vault.c.token == row.token))
-                    for column in [c for c in COLUMNS if c.mode == "token"]:
-                        table = self._table(column.table)
-                        if table is None:
-                            continue
-                        col = table.c[column.column]
-                        for found in connection.execute(
-                            select(*[table.c[k] for k in column.key], col).where(col == row.token)
-                        ).all():
-                            self._replace(connection, table, column, found, new)
-                    connection.execute(
-                        update(privacy_canaries).where(privacy_canaries.c.token == row.token).values(token=new)
-                    )
-            done += len(rows)
-            report.retokenised += len(rows)
+                    new = self._new_token(connection, row.token, row.kind, row.sealed)
+                    if new is None:
+                        continue
+                    changed += self._point(connection, row.token, new)
+            if rows:
+                after = rows[-1].token
             if len(rows) < self._batch:
-                return done
+                report.retokenised += changed
+                return changed
+
+    def _new_token(self, connection: Connection, old: str, kind: str, sealed: str) -> str | None:
+        """The active token key's token for a vault row, its own vault row made when missing."""
+        plain = fields.open_value(sealed)
+        if not isinstance(plain, str):
+            return None
+        new = self.cipher.token(kind, plain)
+        if new == old:
+            return None
+        if connection.execute(select(privacy_vault.c.token).where(privacy_vault.c.token == new)).first() is None:
+            connection.execute(
+                insert(privacy_vault).values(
+                    token=new, kind=kind, sealed=self.cipher.seal(kind, plain), created_at=utcnow()
+                )
+            )
+        return new
+
+    def _point(self, connection: Connection, old: str, new: str) -> int:
+        """Replaces token ``old`` by ``new`` in every token column of the inventory and in the canaries."""
+        changed = 0
+        for column in [c for c in COLUMNS if c.mode == "token"]:
+            table = self._table(column.table)
+            if table is None:
+                continue
+            col = table.c[column.column]
+            for found in connection.execute(select(*[table.c[k] for k in column.key], col).where(col == old)).all():
+                self._replace(connection, table, column, found, new)
+                changed += 1
+        changed += (
+            connection.execute(
+                update(privacy_canaries).where(privacy_canaries.c.token == old).values(token=new)
+            ).rowcount
+            or 0
+        )
+        return changed
+
+    # ------------------------------------------------------------------ columns outside the inventory
+    def _others(self) -> list[tuple[Table, Any, list[str]]]:
+        """(table, column, primary key columns) of every text column the inventory does not name (another
+        capability's tables), the audit log excepted (its past entries stay as they were written)."""
+        known = {(c.table, c.column) for c in COLUMNS} | {("privacy_canaries", "token"), ("privacy_vault", "token")}
+        found = []
+        inspector = inspect(self._engine)
+        for name in inspector.get_table_names():
+            if name in ("audit_log", "alembic_version"):
+                continue
+            table = self._table(name)
+            if table is None:
+                continue
+            keys = [c.name for c in table.primary_key.columns]
+            for column in table.columns:
+                if (name, column.name) in known or not isinstance(column.type, String):
+                    continue
+                found.append((table, column, keys))
+        return found
+
+    def _stale(self, value: str) -> bool:
+        if value.startswith(SEALED_PREFIX):
+            return FieldCipher.key_of(value) != self.cipher.active_key
+        if value.startswith(TOKEN_PREFIX):
+            return FieldCipher.token_key_of(value) != self.cipher.active_token_key
+        return False
+
+    def _fresh(self, connection: Connection, value: Any) -> Any:
+        """``value`` (a sealed text, a token, or JSON holding them) with stale parts brought to the active keys."""
+        if isinstance(value, dict):
+            return {k: self._fresh(connection, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._fresh(connection, v) for v in value]
+        if not isinstance(value, str) or not self._stale(value):
+            if isinstance(value, str) and ('"enc1:' in value or '"tok1:' in value) and value[:1] in "{[":
+                try:
+                    parsed = json.loads(value)
+                except ValueError:
+                    return value
+                fresh = self._fresh(connection, parsed)
+                return value if fresh == parsed else json.dumps(fresh, ensure_ascii=False, separators=(",", ":"))
+            return value
+        if value.startswith(SEALED_PREFIX):
+            kind = FieldCipher.parts(value)[1]
+            return self.cipher.seal(kind, self.cipher.open(value))
+        row = connection.execute(select(privacy_vault).where(privacy_vault.c.token == value)).first()
+        if row is None:
+            return value  # a token nobody can map (its vault row is gone): left, and counted as remaining
+        return self._new_token(connection, row.token, row.kind, row.sealed) or value
+
+    def _sweep(self) -> int:
+        """Sealed values and tokens under older keys in columns outside the inventory, brought up to date."""
+        changed = 0
+        for table, column, keys in self._others():
+            if not keys:
+                continue
+            pattern = or_(column.like(f"%{SEALED_PREFIX}%"), column.like(f"%{TOKEN_PREFIX}%"))
+            with self._engine.connect() as connection:
+                rows = connection.execute(select(*[table.c[k] for k in keys], column).where(pattern)).all()
+            for start in range(0, len(rows), self._batch):
+                with self._engine.begin() as connection:
+                    for row in rows[start : start + self._batch]:
+                        fresh = self._fresh(connection, row[-1])
+                        if fresh != row[-1]:
+                            where = and_(*[table.c[k] == row[i] for i, k in enumerate(keys)])
+                            connection.execute(update(table).where(where).values({column.name: fresh}))
+                            changed += 1
+        return changed
 
     # ------------------------------------------------------------------ checks and retirement
     def remaining(self) -> dict[str, int]:
@@ -314,7 +411,28 @@ class Rotation:
                         leaves = _sealed_leaves(json.loads(text))
                         count += any(FieldCipher.key_of(leaf) != self.cipher.active_key for leaf in leaves)
                     out[name] = count
+            for table, column, _keys in self._others():
+                pattern = or_(column.like(f"%{SEALED_PREFIX}%"), column.like(f"%{TOKEN_PREFIX}%"))
+                count = sum(self._has_stale(v) for (v,) in connection.execute(select(column).where(pattern)))
+                if count:
+                    out[f"{table.name}.{column.name}"] = count
         return out
+
+    def _has_stale(self, value: Any) -> bool:
+        if isinstance(value, dict):
+            return any(self._has_stale(v) for v in value.values())
+        if isinstance(value, list):
+            return any(self._has_stale(v) for v in value)
+        if not isinstance(value, str):
+            return False
+        if self._stale(value):
+            return True
+        if value[:1] in "{[" and ('"enc1:' in value or '"tok1:' in value):
+            try:
+                return self._has_stale(json.loads(value))
+            except ValueError:
+                return False
+        return False
 
     def _retire(self) -> list[str]:
         keyring: Keyring = self.cipher.keyring
@@ -328,6 +446,9 @@ class Rotation:
             write_file(self._privacy.keyring_path, keyring.without(old))
             self.cipher.refresh(force=True)
         with self._engine.begin() as connection:
+            old_tokens = [k for k in old if k in keyring.token_keys]
+            for key_id in old_tokens:  # vault rows kept for columns outside the inventory: no longer needed
+                connection.execute(delete(privacy_vault).where(privacy_vault.c.token.like(f"{TOKEN_PREFIX}{key_id}:%")))
             connection.execute(
                 update(privacy_keys)
                 .where(privacy_keys.c.key_id.in_(sorted(old)), privacy_keys.c.retired_at.is_(None))
