@@ -26,6 +26,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--cases", type=int, default=100)
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="cases_bench_"))
+    scratch = Path(tempfile.mkdtemp(prefix="cases_bench_"))  # /tmp/cases_bench_*: removed at the end
     settings = Settings.from_env(
         environ={}, database_url=f"sqlite:///{scratch}/bench.db", reveal_working_hours="00:00-24:00",
         reveal_hourly_floor=1_000_000, reveal_bulk_threshold=1_000_000,
@@ -181,6 +182,7 @@ def main() -> None:
         print(f"views and exports together: {wall:.1f} s wall, {cpu:.1f} s CPU")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MiB; load average {os.getloadavg()[0]:.1f}")
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
