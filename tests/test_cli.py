@@ -72,7 +72,7 @@ def test_strategy_lifecycle(run, tmp_path: Path) -> None:  # type: ignore[no-unt
     shown.write_text(out)
     code, out, _ = run("strategy", "publish", str(shown))  # a round trip through `show` is the same version
     assert code == 0, out
-    code, out, _ = run("strategy", "rollback", "--to", "starter@4")
+    code, out, _ = run("strategy", "rollback", "--to", "starter@5")
     assert code == 0 and "starter v5 is live" in out
     code, _, err = run("strategy", "rollback", "--to", "starter@x")
     assert code == 1 and "NAME@VERSION" in err
