@@ -4,8 +4,10 @@ the vendored graph library and the message catalogue."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+import zipfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -237,3 +239,45 @@ def test_queue_bulk_assign_and_case_actions_by_role(site: Any) -> None:
     assert cases.summary(case_id)["status"] == "investigating"
     actors = {r["actor"] for r in guard.audit.recent(100) if r["action"].startswith("case.")}
     assert {"console:ana", "console:lead2"} <= actors
+
+
+def test_admin_lifts_a_reveal_throttle_and_masked_packages_need_no_reveal(site: Any) -> None:
+    from riskguard.cases.evidence import verify
+    from riskguard.privacy import Throttled
+
+    guard, app = site
+    UserRepository(guard.engine).add("admin3", "admin", PASSWORD, actor="test")
+    UserRepository(guard.engine).add("bulky", "analyst", PASSWORD, actor="test")
+    with pytest.raises(Throttled):  # one request for 120 values: bulk, refused and throttled
+        guard.privacy.revealer.reveal_many(
+            "console:bulky", "analyst", [("phone", f"1380000{i:04d}") for i in range(120)], purpose="t", target="t"
+        )
+    analyst, a_token = sign_in(app, "bulky")
+    ref = app.state.console.refs.seal("phone", "13800001234")
+    throttled = analyst.post("/console/reveal", data={"csrf": a_token, "ref": ref})
+    assert throttled.status_code == 429 and "明文查看已暂停" in throttled.text
+    case = app.state.console.cases.open_case(
+        [
+            app.state.console.cases.create_alert(
+                actor="t", title="tip", entities=[{"kind": "phone", "value": "13911112222"}]
+            )["id"]
+        ],
+        actor="t",
+    )
+    masked = analyst.post(f"/console/cases/{case['id']}/export", data={"csrf": a_token, "masked": "1"})
+    assert masked.status_code == 200 and masked.headers["content-type"] == "application/zip"
+    assert verify(masked.content)["ok"]
+    with zipfile.ZipFile(io.BytesIO(masked.content)) as archive:
+        evidence = archive.read("evidence.json").decode()
+    assert "13911112222" not in evidence and "13*******22" in evidence
+    assert analyst.post(f"/console/cases/{case['id']}/export", data={"csrf": a_token}).status_code == 429
+    admin, token = sign_in(app, "admin3")
+    assert 'id="lift-bulky"' in admin.get("/console/users").text
+    assert (
+        admin.post("/console/users/bulky", data={"csrf": token, "do": "lift"}, follow_redirects=False).status_code
+        == 303
+    )
+    assert 'id="lift-bulky"' not in admin.get("/console/users").text
+    shown = analyst.post("/console/reveal", data={"csrf": a_token, "ref": ref})
+    assert shown.status_code == 200 and shown.json()["value"] == "13800001234"
+    assert any(r["action"] == "pii.throttle_lift" and r["actor"] == "console:admin3" for r in guard.audit.recent(50))

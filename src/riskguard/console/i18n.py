@@ -48,6 +48,18 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "error.409": ("Conflict", "冲突"),
     "error.422": ("Invalid input", "输入有误"),
     "error.other": ("Error", "错误"),
+    "error.429": ("Reveals suspended", "明文查看已暂停"),
+    "error.429.text": (
+        "Unusual access to personal data (volume, bulk or off-hours) suspends reveals for a while; the privacy "
+        "alert names why. An admin can lift it on the users page. A masked evidence package needs no reveal.",
+        "访问个人信息的方式异常（数量、批量或非工作时间），明文查看已暂停一段时间，原因见隐私告警。管理员可在用户页面解除。"
+        "脱敏证据包无需查看明文，可直接导出。",
+    ),
+    "case.trace_events": ("event ids (default: the reported transfers)", "事件编号（默认：被举报的转账）"),
+    "case.export_masked": ("Export masked package", "导出脱敏证据包"),
+    "users.reveals": ("Reveals", "明文查看"),
+    "users.throttled": ("suspended until", "暂停至"),
+    "users.lift": ("lift", "解除暂停"),
     "error.403.text": ("Your role does not hold the permission", "您的角色没有此权限"),
     "error.csrf": (
         "The form had expired or came from elsewhere; reload the page and try again.",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from riskguard.console.reveal import revealer_for
 from riskguard.console.roles import GRANTS, PERMISSIONS, ROLES
 from riskguard.console.users import new_password
 from riskguard.console.web import Console, handler
@@ -14,19 +17,31 @@ def register(router: APIRouter, console: Console) -> None:
     page = handler(console)
     guard = console.guard
 
+    def users_page(ctx: Any, created: dict[str, str] | None = None) -> Response:
+        users = console.users.all()
+        revealer = revealer_for(guard)
+        throttles = {}
+        if revealer is not None:
+            for user in users:
+                found = revealer.throttled(f"console:{user['username']}")
+                if found is not None:
+                    throttles[user["username"]] = found
+        return console.render(
+            ctx,
+            "users.html",
+            users=users,
+            roles=ROLES,
+            grants=GRANTS,
+            permissions=PERMISSIONS,
+            created=created,
+            throttles=throttles,
+        )
+
     @router.get("/users")
     @page
     async def users(request: Request) -> Response:
         ctx = await console.page(request, "users.manage")
-        return console.render(
-            ctx,
-            "users.html",
-            users=console.users.all(),
-            roles=ROLES,
-            grants=GRANTS,
-            permissions=PERMISSIONS,
-            created=None,
-        )
+        return users_page(ctx, None)
 
     @router.post("/users/add")
     @page
@@ -35,15 +50,7 @@ def register(router: APIRouter, console: Console) -> None:
         password = ctx.value("password") or new_password()
         console.users.add(ctx.value("username"), ctx.value("role"), password, actor=ctx.actor)
         shown = None if ctx.value("password") else {"username": ctx.value("username"), "password": password}
-        return console.render(
-            ctx,
-            "users.html",
-            users=console.users.all(),
-            roles=ROLES,
-            grants=GRANTS,
-            permissions=PERMISSIONS,
-            created=shown,
-        )
+        return users_page(ctx, shown)
 
     @router.post("/users/{username}")
     @page
@@ -57,6 +64,10 @@ def register(router: APIRouter, console: Console) -> None:
             console.users.set_disabled(username, False, actor=ctx.actor)
         elif what == "role":
             console.users.set_role(username, ctx.value("role"), actor=ctx.actor)
+        elif what == "lift":  # a reveal throttle of the privacy Revealer (audited there)
+            revealer = revealer_for(guard)
+            if revealer is not None:
+                revealer.lift(f"console:{username}", by=ctx.actor, role=ctx.role)
         elif what == "password":
             password = new_password()
             console.users.set_password(username, password, actor=ctx.actor)
@@ -65,19 +76,11 @@ def register(router: APIRouter, console: Console) -> None:
             from riskguard.errors import ValidationFailed
 
             raise ValidationFailed(
-                [{"loc": ["body", "do"], "type": "value_error", "msg": "disable, enable, role or password"}]
+                [{"loc": ["body", "do"], "type": "value_error", "msg": "disable, enable, role, password or lift"}]
             )
         if created is None:
             return RedirectResponse("/console/users", status_code=303)
-        return console.render(
-            ctx,
-            "users.html",
-            users=console.users.all(),
-            roles=ROLES,
-            grants=GRANTS,
-            permissions=PERMISSIONS,
-            created=created,
-        )
+        return users_page(ctx, created)
 
     @router.get("/audit")
     @page

@@ -209,7 +209,8 @@ def register(router: APIRouter, console: Console) -> None:
                 reason=ctx.value("reason") or None,
             )
         elif what == "trace":
-            service.start_trace(case_id, actor=ctx.actor, rule=ctx.value("rule") or "libr")
+            chosen = [v.strip() for v in ctx.value("event_ids").replace(",", " ").split() if v.strip()]
+            service.start_trace(case_id, actor=ctx.actor, event_ids=chosen or None, rule=ctx.value("rule") or "libr")
         elif what == "status":
             service.set_status(case_id, ctx.value("status"), actor=ctx.actor)
         elif what == "close":

@@ -44,7 +44,9 @@
         { selector: "edge", style: { width: 1.5, "line-color": "#9aa5bd", "curve-style": "bezier", label: "data(label)", "font-size": 8, color: "#6b7487" } },
         { selector: "edge[kind = 'money']", style: { "line-color": "#e53935", "target-arrow-color": "#e53935", "target-arrow-shape": "triangle", width: 2 } }
       ],
-      layout: { name: count > 80 ? "concentric" : "cose", animate: false, randomize: false, padding: 20 }
+      layout: count > 400
+        ? { name: "concentric", concentric: function (n) { return n.degree(); }, levelWidth: function () { return 2; }, animate: false, padding: 20 }
+        : { name: "cose", animate: false, randomize: false, padding: 20, numIter: count > 100 ? 600 : 1000, nodeRepulsion: function () { return 8000; } }
     });
     box.setAttribute("data-nodes", String(cy.nodes().length));
     box.setAttribute("data-edges", String(cy.edges().length));
