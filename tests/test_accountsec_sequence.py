@@ -254,3 +254,39 @@ def test_redis_state_is_shared_by_two_services(tmp_path: Path, redis_server: str
         clear_namespace(first.feature_engine.client, namespace)  # type: ignore[attr-defined]
         first.close()
         second.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_dormant_account_waking_on_a_new_device_is_challenged(guard: RiskGuard) -> None:
+    now = datetime.now(UTC)
+
+    def login(n: int, account: str, device: str, at: datetime, success: bool = True) -> dict[str, Any]:
+        return {
+            "event_id": f"dormant-{n}",
+            "type": "login",
+            "occurred_at": at.isoformat(),
+            "account_id": account,
+            "device_id": device,
+            "attributes": {"success": success},
+        }
+
+    for n, account in enumerate(("sleeper", "regular", "sleeper2")):
+        guard.decide(login(n, account, f"{account}-phone", now - timedelta(days=40)))
+    guard.decide(login(5, "regular", "regular-phone", now - timedelta(days=3)))
+    fired = {}
+    for n, (account, device, success) in enumerate(
+        (
+            ("sleeper", "sleeper-phone", True),  # its own phone
+            ("regular", "new-phone", True),  # not dormant
+            ("sleeper2", "thief-phone", False),  # a failure proves no access ...
+            ("sleeper2", "thief-phone", True),  # ... and does not wake the account
+        ),
+        start=10,
+    ):
+        decided = guard.decide(login(n, account, device, now, success))
+        fired[(account, success)] = decided
+    for key in (("sleeper", True), ("regular", True), ("sleeper2", False)):
+        assert "dormant_account_new_device" not in [r["rule"] for r in fired[key]["reasons"]], key
+    woke = fired[("sleeper2", True)]
+    assert woke["decision"] != "allow" and "dormant_account_new_device" in [r["rule"] for r in woke["reasons"]]
+    assert woke["warning"]["key"] == "account_takeover"
