@@ -187,7 +187,11 @@ def analyse(
     features: dict[str, dict[str, float]] = {}
     reported = rings.reported()
     members = rings.members.join(reported.select("ring", "accounts", "fraud_share"), on="ring", how="inner")
-    members = members.unique(["kind", "value"], keep="first")
+    # an entity in several reported rings takes the features of the largest (then the lowest ring id): the
+    # members come in no particular order, and "first" of them made two refreshes of one graph differ
+    members = members.sort(["accounts", "ring"], descending=[True, False]).unique(
+        ["kind", "value"], keep="first", maintain_order=True
+    )
     features["graph.ring_size"] = dict(zip(members["value"], members["accounts"].cast(pl.Float64), strict=True))
     features["graph.ring_fraud_share"] = dict(zip(members["value"], members["fraud_share"], strict=True))
     features["graph.risk"] = {a: float(r) for a, r in zip(risk["account"], risk["risk"], strict=True) if r > 0}
