@@ -20,8 +20,10 @@ from riskguard.errors import Forbidden
 from conftest import make_settings
 
 
-@pytest.fixture
-def exported(tmp_path: Path) -> Any:
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One case worked and exported, shared by the tests of this module (they only read and export)."""
+    tmp_path = tmp_path_factory.mktemp("evidence")
     settings = make_settings(f"sqlite:///{tmp_path}/rg.db", reveal_working_hours="00:00-24:00")
     with RiskGuard(settings, background=False) as guard:
         service = casework(guard, tmp_path)
@@ -65,8 +67,9 @@ def test_package_is_complete_and_verifies(exported: Any) -> None:
     assert document["fund_flows"][0]["paths"] and document["ring_graph"]["elements"]["nodes"]
     assert any(d["reasons"] for d in document["decisions"])
     assert "<svg" in report and "safe account" in report and "<script" not in report
-    audit = {e["action"]: e for e in guard.audit.recent(30)}
-    assert audit["case.evidence_export"]["details"]["package_digest"] == manifest["package_digest"]
+    audit = {e["action"]: e for e in reversed(guard.audit.recent(30))}  # the latest of each action
+    exports = [e for e in guard.audit.recent(100) if e["action"] == "case.evidence_export"]
+    assert manifest["package_digest"] in {e["details"]["package_digest"] for e in exports}
     assert audit["pii.reveal"]["details"]["purpose"] == "evidence"
     # a directory export verifies the same way
     service.export_evidence(case["id"], tmp_path / "dir", actor="user:ann", role="analyst", as_zip=False)
@@ -131,3 +134,18 @@ def test_masked_export_and_refused_reveal(exported: Any) -> None:
     with zipfile.ZipFile(tmp_path / "masked.zip") as archive:
         text = b"".join(archive.read(n) for n in archive.namelist())
     assert PHONE.encode() not in text and b"acc-v" not in text and verify(tmp_path / "masked.zip")["ok"]
+
+
+def test_cli_show_list_and_export(exported: Any) -> None:
+    _, _, case, _, tmp_path = exported
+    runner = CliRunner(env={"RISKGUARD_DATABASE_URL": f"sqlite:///{tmp_path}/rg.db", "RISKGUARD_LOG_LEVEL": "ERROR"})
+    listed = runner.invoke(app, ["cases", "list", "--cases", "--status", "all"])
+    assert listed.exit_code == 0 and f"case {case['id']:>5}" in listed.output
+    shown = runner.invoke(app, ["cases", "show", str(case["id"])])
+    assert shown.exit_code == 0 and "ring graph:" in shown.output and PHONE not in shown.output
+    out = tmp_path / "cli.zip"
+    exported_cli = runner.invoke(app, ["cases", "export", str(case["id"]), "--out", str(out), "--masked"])
+    assert exported_cli.exit_code == 0 and "package digest" in exported_cli.output
+    assert verify(out)["ok"]
+    again = runner.invoke(app, ["cases", "export", str(case["id"]), "--out", str(out)])
+    assert again.exit_code == 1 and "exists" in again.output

@@ -10,6 +10,7 @@ references (``EntityRefs``), never values; labels are masked unless the view is 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from riskguard.cases.records import Decided
 from riskguard.errors import NotFound, RiskguardError
 from riskguard.masking import mask
 
+log = logging.getLogger("riskguard.cases")
 GRAPH_ACCOUNTS = 25
 GRAPH_NODES = 400
 TIMELINE_EVENTS = 500
@@ -146,6 +148,9 @@ def ring_graph(
         try:
             graph = graph_loader()
         except NotFound:
+            graph = None
+        except Exception:  # an unreadable saved graph must not take the case view down with it
+            log.warning("the saved entity graph could not be read; the ring graph shows the case's own links")
             graph = None
     if graph is not None:
         source = "graph+case"
