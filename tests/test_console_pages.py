@@ -281,3 +281,18 @@ def test_admin_lifts_a_reveal_throttle_and_masked_packages_need_no_reveal(site: 
     shown = analyst.post("/console/reveal", data={"csrf": a_token, "ref": ref})
     assert shown.status_code == 200 and shown.json()["value"] == "13800001234"
     assert any(r["action"] == "pii.throttle_lift" and r["actor"] == "console:admin3" for r in guard.audit.recent(50))
+
+
+def test_entity_references_open_in_every_worker_of_the_installation(site: Any, tmp_path: Path) -> None:
+    guard, app = site
+    other = create_app(guard)  # a second worker process builds its own console on the same database
+    ref = app.state.console.refs.seal("card", "6222020000001234")
+    assert other.state.console.refs.open(ref) == ("card", "6222020000001234")
+    elsewhere = RiskGuard(make_settings(f"sqlite:///{tmp_path}/other.db"), background=False)
+    try:
+        from riskguard.errors import NotFound
+
+        with pytest.raises(NotFound):  # another installation cannot open it
+            create_app(elsewhere).state.console.refs.open(ref)
+    finally:
+        elsewhere.close()

@@ -2,9 +2,10 @@
 
 A phone or card number must not travel in a URL (browser history, proxies, access logs) nor sit in a page
 unmasked, yet the entity view and the reveal button need to name it. The console hands out
-``AES-GCM(kind, value)`` under a key held only by this process: the page carries the reference and the
-masked text; the server opens the reference when the analyst follows it. References die with the process
-(a restart means reloading the page), which is the right lifetime for links inside a session.
+``AES-GCM(kind, value)`` under a key derived from the installation's reference key (kept in the database
+by the case service), so every worker of ``serve --workers N`` opens what another one wrote, and links
+survive a restart; the page carries the reference and the masked text, the server opens the reference
+when the analyst follows it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,5 @@ class EntityRefs:
             raw = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
             kind, value = self._aead.decrypt(raw[:12], raw[12:], b"entity").decode().split("\x00", 1)
         except (ValueError, InvalidTag, UnicodeDecodeError):
-            raise NotFound(
-                "this entity link is not valid (the server restarted?): open it again from its page"
-            ) from None
+            raise NotFound("this entity link is not valid: open it again from the page that showed it") from None
         return kind, value

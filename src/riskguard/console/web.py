@@ -9,6 +9,7 @@ Forms are parsed here from ``application/x-www-form-urlencoded`` bodies with the
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import logging
 import secrets
@@ -228,6 +229,11 @@ def mount_console(app: FastAPI, guard: Any) -> Console:
 
     console = Console(guard)
     console.cases = getattr(app.state, "cases", None) or CaseService(guard)  # the REST routes' one, if made
+    # entity references every worker (and a restarted server) can open: a key derived from the
+    # installation's reference key, which the case service keeps in the database
+    console.refs = EntityRefs(
+        hmac.new(console.cases._ref_key(), b"riskguard console entity references", hashlib.sha256).digest()[:16]
+    )
     router = APIRouter(prefix="/console", include_in_schema=False)
     for module in (pages_main, pages_admin, pages_strategies, pages_cases):
         module.register(router, console)
