@@ -52,13 +52,13 @@ def register(router: APIRouter, console: Console) -> None:
     @router.get("/login")
     @page
     async def login_form(request: Request) -> Response:
-        ctx = Ctx(request, None, console._locale(request, None))
+        ctx = Ctx(request, None, console.locale_of(request, None))
         return console.render(ctx, "login.html", next=_safe_next(request.query_params.get("next", "")), error=None)
 
     @router.post("/login")
     @page
     async def login(request: Request) -> Response:
-        ctx = Ctx(request, None, console._locale(request, None), await console.form(request))
+        ctx = Ctx(request, None, console.locale_of(request, None), await console.form(request))
         pre = request.cookies.get(PRE_COOKIE, "")
         if not pre or not hmac.compare_digest(ctx.value("csrf"), pre):
             raise Refused(400, "csrf")
@@ -278,10 +278,7 @@ def _kind_of_list(name: str) -> str:
 
 
 def _cases_for(console: Console, kind: str, value: str) -> list[dict[str, Any]]:
-    service = getattr(console, "cases", None)
-    if service is None:
-        return []
-    return service.alerts_for_entity(kind, value)
+    return console.cases.alerts_for_entity(kind, value) if console.cases is not None else []
 
 
 def replay_reports(folder: Path) -> list[dict[str, Any]]:

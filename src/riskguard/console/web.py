@@ -107,7 +107,7 @@ class Console:
         self.templates.filters["pct"] = lambda v, d=2: "–" if v is None else f"{v * 100:.{d}f} %"
 
     # ------------------------------------------------------------------ requests
-    def _locale(self, request: Request, session: Session | None) -> str:
+    def locale_of(self, request: Request, session: Session | None) -> str:
         if session is not None and session.locale in i18n.LOCALES:
             return session.locale  # type: ignore[return-value]
         cookie = request.cookies.get(LANG_COOKIE)
@@ -118,7 +118,7 @@ class Console:
         session = self.users.session(request.cookies.get(COOKIE))
         if session is None:
             raise Refused(303, "/console/login?next=" + request.url.path)
-        ctx = Ctx(request, session, self._locale(request, session))
+        ctx = Ctx(request, session, self.locale_of(request, session))
         if permission is not None and not ctx.can(permission):
             self.guard.audit.record(ctx.actor, "console.refused", request.url.path, {"permission": permission})
             raise Refused(403, permission)
@@ -180,7 +180,7 @@ class Console:
         if status == 303:
             return RedirectResponse(message, status_code=303)
         session = self.users.session(request.cookies.get(COOKIE))
-        ctx = Ctx(request, session, self._locale(request, session))
+        ctx = Ctx(request, session, self.locale_of(request, session))
         return self.render(ctx, "error.html", code=status, status_code=status, message=message)
 
     def entity(self, kind: str, value: str, *, revealed: bool = False) -> dict[str, Any]:
@@ -211,6 +211,9 @@ def handler(console: Console) -> Callable[[Callable[..., Awaitable[Response]]], 
                 return console.error_page(request, 422, fields or str(exc))
             except RiskguardError as exc:
                 return console.error_page(request, exc.status, str(exc))
+            except Exception:  # a page never answers a traceback: logged, and an HTML 500 with no detail
+                log.exception("console page %s failed", request.url.path)
+                return console.error_page(request, 500, "internal error; it has been logged")
             response.headers.setdefault("Content-Security-Policy", CSP)
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
             response.headers.setdefault("Referrer-Policy", "same-origin")
