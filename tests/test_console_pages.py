@@ -146,6 +146,19 @@ def test_entity_view_of_an_account(site: Any) -> None:
     assert "13900001111" not in phone.text
     assert "13*******11" in phone.text and 'button class="reveal' in phone.text
     assert client.get("/console/entities/not-a-reference").status_code == 404
+    UserRepository(guard.engine).add("lead9", "lead", PASSWORD, actor="test")
+    lead, token = sign_in(app, "lead9")
+    page = lead.get("/console/entities/" + console.refs.seal("device", "dev-ent-9"))
+    ref = re.search(r'name="ref" value="([^"]+)"', page.text).group(1)  # the entity page's list form
+    added = lead.post(
+        "/console/lists/add",
+        data={"csrf": token, "ref": ref, "name": "blocked_devices", "expires": "12h"},
+        follow_redirects=False,
+    )
+    assert added.status_code == 303
+    entry = next(r for r in guard.lists.entries("blocked_devices") if r["value"] == "dev-ent-9")
+    assert entry["created_by"] == "console:lead9" and entry["expires_at"] is not None
+    assert 'name="ref"' not in client.get("/console/entities/" + console.refs.seal("device", "dev-ent-9")).text
 
 
 def test_replay_reports_are_listed_and_served(site: Any) -> None:
