@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from riskguard.cases import records
+from riskguard.cases import records, sealing
 from riskguard.cases.entities import DEFAULT_LISTS, KINDS
 from riskguard.cases.priority import decimal_of, minor_of
 from riskguard.cases.store import RESOLUTIONS
@@ -187,7 +187,7 @@ class CaseActions:
                     trace_id=trace_id,
                     list_name=FREEZE_LIST,
                     expires_at=expires,
-                    reason=why,
+                    reason=sealing.text(self.engine, why),
                     requested_at=now,
                     requested_by=actor[:64],
                 )

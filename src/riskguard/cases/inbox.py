@@ -133,7 +133,7 @@ class AlertInbox:
         amount = minor_of(alert.amount)
         return {
             "kind": alert.kind[:32],
-            "title": alert.title[:200],
+            "title": sealing.text(self._engine, alert.title[:200]),
             "score_bp": bp,
             "amount_minor": amount,
             "priority_minor": priority_minor(bp, amount),
@@ -362,7 +362,7 @@ class AlertInbox:
             item: dict[str, Any] = {
                 "group_id": group_id,
                 "id": group_id,
-                "title": head.title,
+                "title": sealing.plain(head.title),
                 "kind": head.kind,
                 "source": head.source,
                 "sources": sorted({r.source for r in alerts}),
@@ -459,7 +459,7 @@ def alert_dict(row: Any, *, revealed: bool) -> dict[str, Any]:
         "source": row.source,
         "source_key": row.source_key,
         "kind": row.kind,
-        "title": row.title,
+        "title": sealing.plain(row.title),
         "status": row.status,
         "score": str(unit_of(row.score_bp)),
         "amount_at_risk": str(decimal_of(row.amount_minor)),

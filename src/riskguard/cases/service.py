@@ -240,7 +240,7 @@ class CaseService(CaseActions):
             rows = connection.execute(select(case_alerts).where(case_alerts.c.group_id.in_(groups))).all()
             priority = max(int(r.priority_minor) for r in rows)
             head = next(r for r in rows if r.id == groups[0])
-            name = (title or head.title).strip() or head.title
+            name = (title or "").strip() or sealing.plain(head.title)
             case_id = self.repository.create(
                 connection,
                 title=name,
@@ -284,7 +284,7 @@ class CaseService(CaseActions):
         now = utcnow()
         return {
             "id": row.id,
-            "title": row.title,
+            "title": sealing.plain(row.title),
             "status": row.status,
             "resolution": row.resolution,
             "assignee": row.assignee,

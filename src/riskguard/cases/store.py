@@ -51,7 +51,7 @@ class CaseRepository:
         return int(
             connection.execute(
                 insert(cases).values(
-                    title=title[:200],
+                    title=sealing.text(self._engine, title[:200]),
                     status="open",
                     assignee=assignee,
                     priority_minor=priority,

@@ -30,7 +30,7 @@ case_alerts = Table(
     Column("source", String(16), nullable=False),  # review | graph | complaint | trace | manual
     Column("source_key", String(160), nullable=False),
     Column("kind", String(32), nullable=False),
-    Column("title", String(200), nullable=False),
+    Column("title", Text, nullable=False),  # personal-looking parts sealed (sealing.text)
     Column("score_bp", Integer, nullable=False),  # 0..10,000: the source's score mapped to 0..1
     Column("amount_minor", BigInteger, nullable=False),  # amount at risk, minor units (cents)
     Column("priority_minor", BigInteger, nullable=False),  # score × amount, minor units
@@ -61,7 +61,7 @@ cases = Table(
     "cases",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("title", String(200), nullable=False),
+    Column("title", Text, nullable=False),  # personal-looking parts sealed (sealing.text)
     Column("status", String(16), nullable=False),  # open | investigating | closed
     Column("resolution", String(24), nullable=True),  # confirmed_fraud | legitimate | inconclusive
     Column("assignee", String(64), nullable=True),

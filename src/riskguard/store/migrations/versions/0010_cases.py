@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("source_key", sa.String(length=160), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("title", sa.Text(), nullable=False),
         sa.Column("score_bp", sa.Integer(), nullable=False),
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.Column("priority_minor", sa.BigInteger(), nullable=False),
@@ -53,7 +53,7 @@ def upgrade() -> None:
     op.create_table(
         "cases",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("title", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("resolution", sa.String(length=24), nullable=True),
         sa.Column("assignee", sa.String(length=64), nullable=True),
