@@ -83,10 +83,6 @@ def of_members(accounts: Iterable[str], identifiers: Iterable[dict[str, Any]] = 
     return list(found)
 
 
-def masked_value(kind: str, value: str) -> str:
-    return mask(value) or ""
-
-
 def masked_evidence(value: Any, key: str | None = None) -> Any:
     """A copy of an evidence document with every identifier value masked (free texts are dropped to their
     length: a complaint text can carry names and numbers)."""
@@ -103,7 +99,7 @@ def masked_evidence(value: Any, key: str | None = None) -> Any:
 
 
 def entity_dict(kind: str, value: str, *, revealed: bool) -> dict[str, str]:
-    return {"kind": kind, "value": value if revealed else masked_value(kind, value)}
+    return {"kind": kind, "value": value if revealed else mask(value) or ""}
 
 
 class EntityRefs:

@@ -41,7 +41,6 @@ from riskguard.tracing.store import traces
 OVERLAP = timedelta(seconds=10)
 RING_WINDOW = timedelta(days=30)
 BATCH = 2000
-SYNCED = ("review", "graph", "complaint", "trace")
 
 
 def _iso(moment: datetime) -> str:
@@ -76,14 +75,6 @@ class Cursors:
             )
         with self._engine.begin() as connection:
             connection.execute(statement)
-
-    def last_synced(self) -> datetime | None:
-        with self._engine.connect() as connection:
-            times = [
-                row[0]
-                for row in connection.execute(select(case_sync.c.synced_at).where(case_sync.c.source.in_(SYNCED)))
-            ]
-        return min(times) if len(times) >= len(SYNCED) else None
 
 
 # ---------------------------------------------------------------------- review decisions
