@@ -1,4 +1,7 @@
-"""Opens the database (SQLite in WAL mode by default, PostgreSQL by URL) and migrates it to every head (capabilities add Alembic branches from a common base)."""
+"""Opens the database (SQLite in WAL mode by default, PostgreSQL by URL) and migrates it to every head.
+
+Capabilities add their own Alembic branches from a common base, so migrating means `upgrade heads`.
+"""
 
 from __future__ import annotations
 
