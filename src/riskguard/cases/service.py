@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from riskguard.cases import records, sealing
 from riskguard.cases.actions import CaseActions
@@ -59,14 +59,19 @@ class CaseService(CaseActions):
         self._last_sync = 0.0
 
     def _ref_key(self) -> bytes:
-        """The installation's key for entity references (created once, shared by every worker)."""
+        """The installation's key for entity references: created once (workers starting together agree on
+        the first one written), shared by every worker."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect_insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         with self.engine.begin() as connection:
-            row = connection.execute(select(case_sync.c.cursor).where(case_sync.c.source == "ref_key")).first()
-            if row is not None:
-                return bytes.fromhex(row[0])
-            key = secrets.token_hex(32)
-            connection.execute(insert(case_sync).values(source="ref_key", cursor=key, synced_at=utcnow()))
-            return bytes.fromhex(key)
+            connection.execute(
+                dialect_insert(case_sync)
+                .values(source="ref_key", cursor=secrets.token_hex(32), synced_at=utcnow())
+                .on_conflict_do_nothing(index_elements=[case_sync.c.source])
+            )
+            key = connection.execute(select(case_sync.c.cursor).where(case_sync.c.source == "ref_key")).scalar_one()
+        return bytes.fromhex(key)
 
     # ------------------------------------------------------------------ reveal
     def _reveal(self, actor: str, role: str | None, target: str, entities: list[tuple[str, str]], purpose: str) -> None:
