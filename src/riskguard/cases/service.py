@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from riskguard.cases import records, sealing
 from riskguard.cases.actions import CaseActions
@@ -91,7 +92,10 @@ class CaseService(CaseActions):
             return {"skipped": True}
         with self._sync_lock:
             started = time.perf_counter()
-            counts = sync_all(self.engine, self.inbox)
+            try:
+                counts = sync_all(self.engine, self.inbox)
+            except IntegrityError:  # another worker recorded the same source alerts first: they are known now
+                counts = sync_all(self.engine, self.inbox)
             self._last_sync = time.monotonic()
         new = sum(c["new"] for c in counts.values())
         if new:
