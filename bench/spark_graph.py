@@ -48,6 +48,11 @@ def jvm_stats(pid: int) -> tuple[float, float]:
     return cpu, peak
 
 
+def progress(text: str) -> None:
+    """A line as each phase ends (a bounded run that is stopped still says how far it got)."""
+    print(f"  [{time.strftime('%H:%M:%S')}] {text}; load average {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def one(edges: int, master: str, memory: str, partitions: int) -> None:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -69,6 +74,7 @@ def one(edges: int, master: str, memory: str, partitions: int) -> None:
     risk = association_risk(graph, seeds, view=view)
     local_wall, local_cpu = time.perf_counter() - wall, time.process_time() - cpu
     local_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    progress(f"{graph.edges:,} edges: in-process {local_wall:.1f} s wall, {local_cpu:.1f} s CPU")
 
     from riskguard.spark import graph as on_spark
     from riskguard.spark.session import spark_session
@@ -89,9 +95,13 @@ def one(edges: int, master: str, memory: str, partitions: int) -> None:
         links, flows = on_spark.read_saved(spark, tmp)
         prepared = on_spark.prepare(links, flows, graph.config, int(graph.latest_ms or 0))
         prepare_s = time.perf_counter() - wall
+        progress(f"Spark prepare {prepare_s:.1f} s wall, JVM CPU {jvm_stats(pid)[0] - jvm_cpu0:.1f} s")
         labels, rounds = on_spark.ring_components(prepared, config)
         got = on_spark.to_ring_labels(ring_view, labels, prepared)
         components_s = time.perf_counter() - wall - prepare_s
+        progress(
+            f"Spark components {components_s:.1f} s wall, {rounds} rounds, JVM CPU {jvm_stats(pid)[0] - jvm_cpu0:.1f} s"
+        )
         spark_risk, iterations = on_spark.association_scores(prepared, seeds)
         got_risk = on_spark.to_risk(spark_risk, view)
         spark_wall, spark_cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -5,10 +5,12 @@ What runs where:
 
 - **features** (point-in-time, stateful over the whole stream) are computed once, in-process, exactly as
   the in-process replay computes them (``replay_features``), and travel with the events;
-- **everything per event** — the device stage on a throwaway registry, the model, the strategy's rules
-  and the outcome — runs per partition through ``mapInArrow``: each partition compiles the strategy from
-  its text and calls ``decide`` on its rows with their features. Every one of those steps is a function of
-  the event and its features alone, so a partition's decisions are the in-process decisions of its rows;
+- **everything per event** — the device stage on a throwaway registry, the takeover sequence detector,
+  the model, the strategy's rules and the outcome — runs per partition through ``mapInArrow``: each
+  partition compiles the strategy from its text and calls ``decide`` on its rows with their features. The
+  history is partitioned **by account**, each partition in arrival order: every step is a function of the
+  event, its features and (the sequence detector) the account's earlier events, so a partition's
+  decisions are the in-process decisions of its rows;
 - the **report** is built from the decisions, put back in history order, by ``replay.report.build``.
 
 ``SparkDecider`` has the signature of ``engine.decide``, so ``replay.service.run`` takes it as its decider
@@ -62,7 +64,7 @@ def _decide_partition(job: _Job, batches: Iterator[pa.RecordBatch]) -> Iterator[
     tables = [t for t in tables if isinstance(t, pl.DataFrame) and t.height]
     if not tables:
         return
-    frame = pl.concat(tables)
+    frame = pl.concat(tables).sort(ROW)  # arrival order: the per-account stages are stateful
     strategy = compile_for_replay(job.source, job.warning_keys, with_model=job.with_model)
     model = None
     if job.model_path is not None:
@@ -136,7 +138,10 @@ class SparkDecider:
         )
         frame = self.spark.createDataFrame(table.to_arrow(compat_level=pl.CompatLevel.oldest()))
         schema = f"{ROW} long, decision byte, score long, results array<byte>, model_score double"
-        out = frame.repartition(self.partitions).mapInArrow(lambda batches: _decide_partition(job, batches), schema)
+        # by account, in arrival order: every account's whole history in one partition, as the stateful
+        # per-account stages (the takeover.* sequence detector) need it
+        parts = frame.repartition(self.partitions, "account_id").sortWithinPartitions(ROW)
+        out = parts.mapInArrow(lambda batches: _decide_partition(job, batches), schema)
         collected = pl.from_arrow(out.toArrow())
         assert isinstance(collected, pl.DataFrame)
         if collected.height != n:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 from riskguard.errors import ConfigError
@@ -57,6 +58,9 @@ def spark_session(settings: Settings, app_name: str = "riskguard") -> SparkSessi
     local = settings.spark_master.startswith("local")
     if local:  # one machine: bind the driver to loopback (a cluster's executors must reach the driver instead)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers (the replay's partitions) run this interpreter, whose environment has riskguard
+        # (PySpark reads the variable when the context starts; its default is whatever "python3" is)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
