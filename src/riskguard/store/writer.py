@@ -174,11 +174,9 @@ class GroupCommitWriter:
             kept = [request for index, request in enumerate(batch) if index not in failed]
             event_rows = [row for request in kept for row in request.event_rows]
             decision_rows = [row for request in kept for row in request.decision_rows]
-            dialect = self._inserts.dialect
-            self._inserts.write(
-                [(self._inserts.events, event_rows), (self._inserts.decisions, decision_rows)],
-                after=[partial(hook, dialect=dialect, decision_rows=decision_rows) for hook in self.batch_hooks],
-            )
+            hooks, dialect = self.batch_hooks, self._inserts.dialect
+            self._inserts.after = [partial(hook, dialect=dialect, decision_rows=decision_rows) for hook in hooks]
+            self._inserts.write([(self._inserts.events, event_rows), (self._inserts.decisions, decision_rows)])
         except Exception as exc:  # every waiter learns of the failure; nothing is acknowledged
             log.error("group commit of %d requests failed: %s", len(batch), exc)
             error = exc
@@ -208,6 +206,7 @@ class _DriverInserts:
         self.dialect = engine.dialect.name
         self.events = self._statement(events)
         self.decisions = self._statement(decisions)
+        self.after: list[Callable[[Any], None]] = []  # run by write() after its rows; set per batch
         self._raw: Any = None
 
     def _statement(self, table: Table) -> tuple[str, list[str], list[bool]]:
@@ -265,11 +264,7 @@ class _DriverInserts:
         with contextlib.suppress(Exception):
             raw.invalidate()
 
-    def write(
-        self,
-        work: list[tuple[tuple[str, list[str], list[bool]], list[dict[str, Any]]]],
-        after: list[Callable[[Any], None]] | None = None,
-    ) -> None:
+    def write(self, work: list[tuple[tuple[str, list[str], list[bool]], list[dict[str, Any]]]]) -> None:
         raw = self._connection()
         try:
             cursor = raw.cursor()
@@ -281,7 +276,7 @@ class _DriverInserts:
                     for row in rows
                 ]
                 cursor.executemany(sql, params)
-            for step in after or ():
+            for step in self.after:
                 step(cursor)
             cursor.close()
             raw.commit()
