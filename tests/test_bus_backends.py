@@ -76,3 +76,24 @@ def test_an_unreachable_server_is_reported_not_hung() -> None:
     with pytest.raises(BusUnavailable):
         bus.publish([("a", b"1")])
     bus.close()
+
+
+def test_a_redis_stream_lost_in_a_restart_gets_its_group_back(redis_server: str) -> None:
+    import redis
+
+    from riskguard.bus.base import BusUnavailable
+    from riskguard.bus.redis_streams import RedisStreamBus
+
+    bus = RedisStreamBus(redis_server, prefix="bust_lost")
+    bus.reset()
+    try:
+        bus.publish([("a", b"1")])
+        assert [d.id for d in bus.fetch("g", "m", 10, 10)] == ["a"]
+        redis.Redis.from_url(redis_server).delete(bus.stream)  # a Redis without persistence restarted
+        with pytest.raises(BusUnavailable, match="vanished"):
+            bus.fetch("g", "m", 10, 10)
+        bus.publish([("b", b"2")])
+        assert [d.id for d in bus.fetch("g", "m", 10, 10)] == ["b"]
+    finally:
+        bus.reset()
+        bus.close()

@@ -85,6 +85,15 @@ class RedisStreamBus:
 
     def fetch(self, group: str, member: str, count: int, block_ms: int) -> list[Delivery]:
         self._ensure_group(group)
+        try:
+            return self._fetch(group, member, count, block_ms)
+        except redis.exceptions.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._groups.discard(group)  # the stream was deleted (a Redis without persistence restarted)
+            raise BusUnavailable(f"Redis bus: group {group!r} vanished; it is created again") from exc
+
+    def _fetch(self, group: str, member: str, count: int, block_ms: int) -> list[Delivery]:
         out = self._reclaim(group, member, count)
         if len(out) < count:
             block = None if out else max(1, block_ms)
