@@ -12,12 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from bus_helpers import bus_names, decide_all, transfers
-from conftest import make_settings
 from riskguard.api.http import create_asgi
 from riskguard.app import RiskGuard
 from riskguard.bus.base import BusUnavailable
 from riskguard.bus.tables import bus_outbox
 from riskguard.store.tables import decisions
+
+from conftest import make_settings
 
 
 def _outbox_rows(guard: RiskGuard) -> int:
