@@ -7,7 +7,6 @@ or Java 17 is missing unless RISKGUARD_REQUIRE_SERVICES=1 (CI), where they fail 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,26 +28,14 @@ from riskguard.graph.view import binding_of
 from riskguard.sim.config import TYPOLOGIES, WorldConfig
 from riskguard.sim.world import simulate
 from riskguard.sim.writer import read_events, write_world
+from spark_helpers import module_spark
 
 TOLERANCE = 1e-9
 
 
-def spark_settings(**changes: Any) -> Settings:
-    return Settings.from_env(environ={}, spark_master="local[2]", spark_shuffle_partitions=2, **changes)
-
-
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    from riskguard.spark.session import spark_session
-
-    try:
-        session = spark_session(spark_settings(), "riskguard-tests-graph")
-    except ConfigError as exc:
-        if os.environ.get("RISKGUARD_REQUIRE_SERVICES") == "1":
-            raise
-        pytest.skip(f"Spark is not available here: {exc}")
-    yield session
-    session.stop()
+    yield from module_spark("riskguard-tests-graph", partitions=2)
 
 
 @pytest.fixture(scope="module")

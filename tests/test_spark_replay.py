@@ -9,7 +9,6 @@ RISKGUARD_REQUIRE_SERVICES=1 (CI).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,29 +21,19 @@ from typer.testing import CliRunner
 from riskguard.cli.main import app as cli_app
 from riskguard.config import Settings
 from riskguard.decision.warnings import WarningCatalogue
-from riskguard.errors import ConfigError
 from riskguard.replay.history import load_history
 from riskguard.replay.service import compile_for_replay, run
 from riskguard.sim.config import TYPOLOGIES, WorldConfig
 from riskguard.sim.world import simulate
 from riskguard.sim.writer import write_world
+from spark_helpers import module_spark
 
 STARTER = Path(__file__).parent.parent / "src/riskguard/strategies/starter.yaml"
 
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    from riskguard.spark.session import spark_session
-
-    settings = Settings.from_env(environ={}, spark_master="local[2]", spark_shuffle_partitions=3)
-    try:
-        session = spark_session(settings, "riskguard-tests-replay")
-    except ConfigError as exc:
-        if os.environ.get("RISKGUARD_REQUIRE_SERVICES") == "1":
-            raise
-        pytest.skip(f"Spark is not available here: {exc}")
-    yield session
-    session.stop()
+    yield from module_spark("riskguard-tests-replay", partitions=3)
 
 
 @pytest.fixture(scope="module")
