@@ -95,15 +95,19 @@ class DecisionClaims:
         """Takes the claim on ``event_id``: None when this worker now holds it (decide), a Follower when
         another worker is deciding the same event; raises Conflict when the claim holds another digest."""
         key = self.prefix + event_id
+        held = None
         try:
-            if self.client.set(key, self._value(digest), nx=True, px=self.ttl_ms):
-                return None
-            held = self.client.get(key)
+            for _ in range(3):  # a claim that expires or is released between the two calls: try again
+                if self.client.set(key, self._value(digest), nx=True, px=self.ttl_ms):
+                    return None
+                held = self.client.get(key)
+                if held is not None:
+                    break
         except redis.RedisError as exc:
             self._failed(exc)
             return None
-        if held is None:  # expired or released between the two calls: try once more
-            return self.claim(event_id, digest)
+        if held is None:  # released three times in a row: decide; the store keeps one decision
+            return None
         held_digest, _, holder = held.decode().partition(":")
         if held_digest != digest:
             raise Conflict(
