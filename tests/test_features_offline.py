@@ -291,7 +291,7 @@ def test_cli_computes_features_to_parquet(small_world: Path, tmp_path: Path) -> 
 
     result = compute(small_world, "--lateness", "30m")
     assert result.exit_code == 0, result.output
-    assert "26 features (5 published, not reconstructed offline)" in result.output
+    assert "30 features (5 published, not reconstructed offline)" in result.output
     written = pl.read_parquet(out)
     expected = offline_features(small_world, starter_specs(), lateness_seconds=1800)
     assert written.columns == expected.columns
