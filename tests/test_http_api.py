@@ -162,7 +162,7 @@ def test_outcome_labels_and_lists_endpoints(client: TestClient, guard: RiskGuard
     assert added.status_code == 201 and added.json()["added"] == 1
     assert client.post("/v1/lists/Bad-Name/entries", json={"values": ["x"]}).status_code == 422
     entries = client.get("/v1/lists/blocked_devices/entries").json()["entries"]
-    assert [e["value"] for e in entries] == ["dev-o"]
+    assert [e["value"] for e in entries] == ["de*-o"]  # masked unless a `reveal` key asks (docs/privacy.md)
     blocked = client.post("/v1/decisions", json={**withdrawal, "event_id": "wd2", "device_id": "dev-o"})
     assert blocked.json()["decision"] == "block"
     assert client.delete("/v1/lists/blocked_devices/entries/dev-o").json()["removed"] == 1
