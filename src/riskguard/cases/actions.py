@@ -2,6 +2,9 @@
 with a resolution (labels) — and the evidence package export: the action half of ``CaseService``
 (``service.py``), kept apart so each module has one job. Every action writes its case activity entry and its
 audit entry (``case.*``) in one transaction.
+
+Nobody works an access alert about themselves: ``not_subject`` refuses (Forbidden) any change to alerts or
+a case naming the acting user — or the assignee — as the ``actor`` entity of an access alert.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from riskguard.cases import records, sealing
-from riskguard.cases.entities import DEFAULT_LISTS, KINDS
+from riskguard.cases.entities import ACTOR, DEFAULT_LISTS, KINDS
+from riskguard.cases.inbox import NO_MERGE_SOURCES
 from riskguard.cases.priority import decimal_of, minor_of
 from riskguard.cases.store import RESOLUTIONS
-from riskguard.cases.tables import case_alerts
+from riskguard.cases.tables import case_alert_entities, case_alerts
 from riskguard.cases.view import shower
-from riskguard.errors import NotFound, ValidationFailed
+from riskguard.errors import Forbidden, NotFound, ValidationFailed
 from riskguard.store import audit
 from riskguard.store.lists import check_list_name
 from riskguard.store.tables import utcnow
@@ -36,6 +40,11 @@ LABEL_SOURCE = "case"
 
 def bad(loc: list[Any], msg: str) -> ValidationFailed:
     return ValidationFailed([{"loc": loc, "type": "value_error", "msg": msg}])
+
+
+def person(name: str) -> str:
+    """Who a name is: a console actor ``console:alice`` is the user ``alice`` (assignees are user names)."""
+    return name.removeprefix("console:")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -63,6 +72,27 @@ class CaseActions:
         def _trace_documents(self, row: Any, alert_rows: list[Any]) -> list[dict[str, Any]]: ...
         @staticmethod
         def _require_open(row: Any) -> None: ...
+
+    def not_subject(self, *names: str | None, case_id: int | None = None, groups: list[int] | None = None) -> None:
+        """Forbidden when one of ``names`` (the actor, an assignee) is the person an access alert of the case
+        (or of the alert ``groups``) is about: an insider-access alert is worked by someone else."""
+        people = {person(n) for n in names if n}
+        if not people:
+            return
+        query = (
+            select(case_alert_entities.c.value)
+            .join(case_alerts, case_alerts.c.id == case_alert_entities.c.alert_id)
+            .where(case_alert_entities.c.kind == ACTOR)
+        )
+        if groups is not None:
+            query = query.where(case_alerts.c.group_id.in_(groups))
+        else:
+            query = query.where(case_alerts.c.case_id == case_id)
+        with self.engine.connect() as connection:
+            subjects = {person(v) for v in connection.execute(query).scalars()}
+        found = sorted(people & subjects)
+        if found:
+            raise Forbidden(f"{found[0]!r} is the subject of an access alert here and may not work it")
 
     def _entities(self, case_id: int, entities: list[dict[str, str]], field: str) -> list[tuple[str, str]]:
         """Entities named by ``ref`` (from the case view) or by ``kind`` and ``value``."""
@@ -110,6 +140,7 @@ class CaseActions:
             raise bad(["body", "expires_at"], "a future time with a time zone")
         row = self.repository.get(case_id)
         self._require_open(row)
+        self.not_subject(actor, case_id=case_id)
         now = utcnow()
         expiry = expires_at or (now + timedelta(hours=ttl_hours) if ttl_hours is not None else None)
         by_list: dict[str, list[str]] = {}
@@ -148,6 +179,7 @@ class CaseActions:
 
         row = self.repository.get(case_id)
         self._require_open(row)
+        self.not_subject(actor, case_id=case_id)
         hours = FREEZE_HOURS if ttl_hours is None else ttl_hours
         if not 1 <= hours <= 24 * 30:
             raise bad(["body", "ttl_hours"], "1 to 720 hours")
@@ -232,6 +264,7 @@ class CaseActions:
 
         row = self.repository.get(case_id)
         self._require_open(row)
+        self.not_subject(actor, case_id=case_id)
         if event_ids:
             chosen = [d for d in records.by_ids(self.engine, event_ids) if d.type in records.MONEY_TYPES and d.amount]
             missing = sorted(set(event_ids) - {d.event_id for d in chosen})
@@ -287,11 +320,13 @@ class CaseActions:
             raise bad(["body", "resolution"], f"one of {', '.join(RESOLUTIONS)}")
         if note is not None and len(note) > 2000:
             raise bad(["body", "note"], "at most 2,000 characters")
+        self.not_subject(actor, case_id=case_id)
         now = utcnow()
         with self.engine.begin() as connection:
             row = self.repository.row(connection, case_id, for_update=True)
             self._require_open(row)
-            entities = self.inbox.entities_of_case(connection, case_id)
+            # a leak's accounts are its victims: a fraud resolution does not label them
+            entities = self.inbox.entities_of_case(connection, case_id, except_sources=NO_MERGE_SOURCES)
             alert_rows = self.inbox.alerts_of_case(connection, case_id)
             self.repository.change(connection, case_id, now, status="closed", resolution=resolution, closed_at=now)
             self.inbox.set_case_status(connection, case_id, "closed")

@@ -49,7 +49,7 @@ def list_alerts(
     status: Annotated[
         str, typer.Option(help="open, in_case, closed or all (cases: open, investigating, closed)")
     ] = "open",
-    source: Annotated[str | None, typer.Option(help="review, graph, complaint, trace or manual")] = None,
+    source: Annotated[str | None, typer.Option(help="review, graph, complaint, trace, leak, access or manual")] = None,
     sort: Annotated[str, typer.Option(help="priority, newest or oldest")] = "priority",
     limit: Annotated[int, typer.Option(help="How many alert groups")] = 20,
     cases: Annotated[bool, typer.Option("--cases", help="List cases instead of alerts")] = False,

@@ -1,9 +1,9 @@
 """The entities an alert or a case is about — accounts, devices, phones, cards, addresses, merchants — as
 ``(kind, value)`` pairs: taken from events, from graph and complaint evidence, and masked for display.
 
-``MERGE_KINDS`` are the kinds that identify one party (an account, a phone, a device, a card): two alerts
-sharing one of them describe the same people. Addresses and merchants are shared by strangers (a carrier's
-NAT, a popular shop), so they never merge alerts on their own.
+``MERGE_KINDS`` are the kinds that identify one party (an account, a phone, a device, a card, the staff
+``actor`` of an access alert): two alerts sharing one of them describe the same people. Addresses and
+merchants are shared by strangers (a carrier's NAT, a popular shop), so they never merge alerts on their own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from typing import Any
 from riskguard.masking import mask
 
 KINDS = ("account", "device", "phone", "card", "ip", "merchant")
-MERGE_KINDS = frozenset({"account", "device", "phone", "card"})
+#: the kind of the entity an access alert is about: the riskguard user or API key that revealed data
+#: (not a customer; only the ``access`` source names it, so manual alerts and list actions do not take it)
+ACTOR = "actor"
+MERGE_KINDS = frozenset({"account", "device", "phone", "card", ACTOR})
 #: event field → entity kind (the counterparty of a transfer is an account)
 EVENT_FIELDS = {
     "account_id": "account",

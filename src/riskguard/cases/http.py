@@ -136,7 +136,7 @@ def router(
     async def list_alerts(
         request: Request,
         status: str | None = Query("open", description="open, in_case, closed, or all"),
-        source: str | None = Query(None, description="review, graph, complaint, trace or manual"),
+        source: str | None = Query(None, description="review, graph, complaint, trace, leak, access or manual"),
         assignee: str | None = Query(None),
         min_priority: str | None = Query(None),
         sort: str = Query("priority", description="priority, newest or oldest"),

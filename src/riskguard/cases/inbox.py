@@ -15,6 +15,9 @@ Merging — two rules, both documented in docs/cases.md:
 
 Every row is kept (nothing a source reported is lost); the inbox lists groups, each with the highest
 priority of its members, its sources and their entities together.
+
+Leak-outreach alerts (``NO_MERGE_SOURCES``) never merge either way: their accounts are the leak's victims,
+and a group they joined would carry hundreds of victims into a fraud case (and its fraud labels).
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from riskguard.cases.tables import case_activity, case_alert_entities, case_aler
 from riskguard.errors import NotFound, ValidationFailed
 from riskguard.store.tables import utcnow
 
-SOURCES = ("review", "graph", "complaint", "trace", "manual")
+SOURCES = ("review", "graph", "complaint", "trace", "manual", "leak", "access")
+#: sources whose alerts stay groups of their own (see the module docstring)
+NO_MERGE_SOURCES = frozenset({"leak"})
 STATUSES = ("open", "in_case", "closed")
 SORTS = ("priority", "newest", "oldest")
 
@@ -161,12 +166,15 @@ class AlertInbox:
             ).scalars()
         ]
         stored = [list(dict.fromkeys((k, forms[(k, v)]) for k, v in a.entities)) for a in alerts]
-        candidates = self._candidates(connection, {e for ents in stored for e in ents if e[0] in MERGE_KINDS})
+        merging = [a.source not in NO_MERGE_SOURCES for a in alerts]
+        candidates = self._candidates(
+            connection, {e for ents, m in zip(stored, merging, strict=True) if m for e in ents if e[0] in MERGE_KINDS}
+        )
         groups, entity_rows, activity = [], [], []
-        for alert, alert_id, ents, row in zip(alerts, ids, stored, rows, strict=True):
+        for alert, alert_id, ents, row, merges in zip(alerts, ids, stored, rows, merging, strict=True):
             low, high = alert.occurred_at - self.window, alert.occurred_at + self.window
             best: _Member | None = None
-            for entity in ents:
+            for entity in ents if merges else ():
                 for member in candidates.get(entity, ()):
                     if member.id == alert_id or not low <= member.occurred_at <= high:
                         continue
@@ -178,7 +186,7 @@ class AlertInbox:
             )
             entity_rows += [{"alert_id": alert_id, "kind": k, "value": v} for k, v in ents]
             me = _Member(alert_id, group, case, row["priority_minor"], alert.occurred_at)
-            for entity in ents:
+            for entity in ents if merges else ():
                 if entity[0] in MERGE_KINDS:
                     candidates.setdefault(entity, []).append(me)
             if best is not None:
@@ -226,6 +234,7 @@ class AlertInbox:
                 .join(case_alerts, case_alerts.c.id == case_alert_entities.c.alert_id)
                 .where(tuple_(case_alert_entities.c.kind, case_alert_entities.c.value).in_(chunk))
                 .where(case_alerts.c.status != "closed")
+                .where(case_alerts.c.source.not_in(NO_MERGE_SOURCES))
                 .where(case_alerts.c.group_id.is_not(None))
             ).all()
             for row in rows:
@@ -423,12 +432,18 @@ class AlertInbox:
     def set_case_status(connection: Connection, case_id: int, status: str) -> None:
         connection.execute(update(case_alerts).where(case_alerts.c.case_id == case_id).values(status=status))
 
-    def entities_of_case(self, connection: Connection, case_id: int) -> list[Entity]:
-        rows = connection.execute(
+    def entities_of_case(
+        self, connection: Connection, case_id: int, *, except_sources: frozenset[str] = frozenset()
+    ) -> list[Entity]:
+        """The case's entities; ``except_sources``: leaving out what only alerts of those sources name."""
+        query = (
             select(case_alert_entities.c.kind, case_alert_entities.c.value)
             .join(case_alerts, case_alerts.c.id == case_alert_entities.c.alert_id)
             .where(case_alerts.c.case_id == case_id)
-        ).all()
+        )
+        if except_sources:
+            query = query.where(case_alerts.c.source.not_in(except_sources))
+        rows = connection.execute(query).all()
         plain = sealing.opened(self._engine, connection, [r.value for r in rows])
         found = {(r.kind, plain.get(r.value, r.value)) for r in rows}
         return sorted(found, key=lambda e: (_KIND_ORDER.get(e[0], 9), e[1]))
@@ -471,4 +486,4 @@ def alert_dict(row: Any, *, revealed: bool) -> dict[str, Any]:
     }
 
 
-_KIND_ORDER = {"account": 0, "phone": 1, "device": 2, "card": 3, "ip": 4, "merchant": 5}
+_KIND_ORDER = {"actor": -1, "account": 0, "phone": 1, "device": 2, "card": 3, "ip": 4, "merchant": 5}

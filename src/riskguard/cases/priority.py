@@ -6,6 +6,8 @@ Each source scores on its own scale, so the score is mapped to 0..1 first:
 - graph rings and dense blocks, complaint rings: ``s / (s + HALF)`` with the source's half-saturation
   constant (a ring scoring ``HALF`` counts 0.5, larger rings approach 1);
 - fund traces: 1 (a victim reported the loss);
+- leak-outreach alerts: the leak alert's score / 100 (account security's 40..100 scale);
+- access alerts (privacy): their own 0..1 score (canary 1, bulk 0.9, volume 0.8, off-hours 0.7);
 - manual alerts: the score the analyst gives (0..1).
 
 Scores are kept as basis points (integers 0..10,000) and amounts as integers of minor units (cents), so
@@ -35,11 +37,11 @@ def score_bp(source: str, kind: str, score: float | int | Decimal) -> int:
     value = Decimal(str(score))
     if not value.is_finite() or value < 0:
         value = Decimal(0)
-    if source == "review":
+    if source in ("review", "leak"):
         unit = min(value, Decimal(100)) / 100
     elif source == "trace":
         unit = Decimal(1)
-    elif source == "manual":
+    elif source in ("manual", "access"):
         unit = min(value, Decimal(1))
     else:
         half = Decimal(str(HALF.get(kind, 10.0)))

@@ -85,8 +85,8 @@ class CaseService(CaseActions):
 
     # ------------------------------------------------------------------ alerts
     def sync(self, actor: str = "system", *, max_age_s: float | None = None) -> dict[str, Any]:
-        """Pulls new alerts from every source (review decisions, graph, complaints, traces) into the inbox.
-        Idempotent. With ``max_age_s``, skips the pull when this process synced less than that ago (call it
+        """Pulls new alerts from every source (review decisions, graph, complaints, traces, leaks, access) into
+        the inbox. Idempotent. With ``max_age_s``, skips the pull when this process synced less than that ago (call it
         on every page load: ``sync(max_age_s=30)``). Returns per source {new, updated, merged, unchanged}."""
         if max_age_s is not None and time.monotonic() - self._last_sync < max_age_s:
             return {"skipped": True}
@@ -230,6 +230,7 @@ class CaseService(CaseActions):
         if not alert_ids:
             raise _bad(["body", "alert_ids"], "name at least one alert")
         groups = sorted({self.inbox.group_of(i) for i in alert_ids})
+        self.not_subject(actor, assignee, groups=groups)
         with self.engine.begin() as connection:
             changed = self.inbox.assign(connection, groups, assignee)
             audit.record(connection, actor, "alert.assign", ",".join(map(str, groups)), {"assignee": assignee})
@@ -249,6 +250,7 @@ class CaseService(CaseActions):
             rows = connection.execute(select(case_alerts).where(case_alerts.c.group_id.in_(groups))).all()
             priority = max(int(r.priority_minor) for r in rows)
             head = next(r for r in rows if r.id == groups[0])
+            self.not_subject(actor, assignee or head.assignee, groups=groups)
             name = (title or "").strip() or sealing.plain(head.title)
             case_id = self.repository.create(
                 connection,
@@ -275,6 +277,7 @@ class CaseService(CaseActions):
         with self.engine.begin() as connection:
             row = self.repository.row(connection, case_id, for_update=True)
             self._require_open(row)
+            self.not_subject(actor, row.assignee, groups=groups)
             members = self.inbox.attach(connection, groups, case_id)
             top = connection.execute(select(case_alerts.c.priority_minor).where(case_alerts.c.case_id == case_id)).all()
             priority = max(int(p[0]) for p in top)
@@ -339,7 +342,10 @@ class CaseService(CaseActions):
     def _revealed_view(
         self, case_id: int, actor: str, role: str | None, revealed: bool, purpose: str
     ) -> dict[str, Any]:
-        """The case view; unmasked after one Revealer request for the case's entities (``purpose``)."""
+        """The case view; unmasked after one Revealer request for the case's entities (``purpose``). Nobody
+        reveals or exports a case about their own access (``not_subject``)."""
+        if revealed or purpose == "evidence":
+            self.not_subject(actor, case_id=case_id)
         if revealed:
             with self.engine.connect() as connection:
                 entities = self.inbox.entities_of_case(connection, case_id)
@@ -443,6 +449,7 @@ class CaseService(CaseActions):
     def assign(self, case_id: int, assignee: str | None, *, actor: str) -> dict[str, Any]:
         if assignee is not None and not 0 < len(assignee) <= 64:
             raise _bad(["body", "assignee"], "1 to 64 characters")
+        self.not_subject(actor, assignee, case_id=case_id)
         now = utcnow()
         with self.engine.begin() as connection:
             self.repository.row(connection, case_id, for_update=True)
@@ -455,6 +462,7 @@ class CaseService(CaseActions):
         """open ↔ investigating. Closing takes a resolution (``close``); reopening is ``reopen``."""
         if status not in ("open", "investigating"):
             raise _bad(["body", "status"], "open or investigating (close with a resolution: POST .../close)")
+        self.not_subject(actor, case_id=case_id)
         now = utcnow()
         with self.engine.begin() as connection:
             row = self.repository.row(connection, case_id, for_update=True)
@@ -470,6 +478,7 @@ class CaseService(CaseActions):
     def add_note(self, case_id: int, text: str, *, actor: str) -> dict[str, Any]:
         if not text.strip() or len(text) > 10_000:
             raise _bad(["body", "text"], "1 to 10,000 characters")
+        self.not_subject(actor, case_id=case_id)
         now = utcnow()
         with self.engine.begin() as connection:
             self.repository.row(connection, case_id)
@@ -480,6 +489,7 @@ class CaseService(CaseActions):
     def reopen(self, case_id: int, *, actor: str, note: str | None = None) -> dict[str, Any]:
         """Reopens a closed case (status investigating); labels already written stay (add new ones by
         closing again)."""
+        self.not_subject(actor, case_id=case_id)
         now = utcnow()
         with self.engine.begin() as connection:
             row = self.repository.row(connection, case_id, for_update=True)

@@ -18,23 +18,37 @@ Sources and what each alert carries:
   entities: the accounts and the contact phones, devices and agent phones of the member records.
 - ``trace``: every stored trace with freeze orders or held money (key: the trace id); amount at risk: the
   victims' reported loss; entities: the victims' accounts and the accounts holding traced money.
+- ``leak``: account security's leak-outreach alerts (``leak_alerts``, one per registered leak; key: its
+  key ``leak:<id>``); score: the leak alert's (40..100); amount at risk: what the affected accounts sent out
+  in the 30 days before the leak was discovered (the money targeted scams can reach), as for rings;
+  entities: the affected accounts (pseudonymous ids — the leak itself holds only tokens). They never merge
+  with other alerts (inbox.NO_MERGE_SOURCES) and their accounts are not labelled when a case closes.
+- ``access``: the privacy Revealer's insider-access alerts (``privacy_alerts``: bulk, volume, off_hours,
+  canary; key: the privacy alert's); score: theirs (0..1); no money moves, so the amount at risk is a fixed
+  notional equivalent (``ACCESS_AT_RISK``: 1,000,000 for canary and bulk, 100,000 for volume and
+  off-hours), which puts a canary or bulk alert above any alert with an expected loss under 900,000;
+  entity: the ``actor`` who revealed (who may then not work it, see CaseService). A canary alert's
+  evidence leaves out which accounts are canaries (the inbox is read by the staff a canary watches).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from riskguard.accountsec.tables import leak_alerts
 from riskguard.cases import records, sealing
-from riskguard.cases.entities import of_event, of_members
+from riskguard.cases.entities import ACTOR, of_event, of_members
 from riskguard.cases.inbox import AlertIn, AlertInbox, Recorded
 from riskguard.cases.tables import case_alerts, case_sync
 from riskguard.complaints.tables import complaint_alerts
 from riskguard.graph.tables import graph_alerts
+from riskguard.privacy.tables import privacy_alerts
 from riskguard.store.tables import utcnow
 from riskguard.tracing.store import traces
 
@@ -163,6 +177,24 @@ def _ms(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
 
 
+def _row_alert(
+    source: str, row: Any, evidence: dict[str, Any], *, title: str, amount: Any, entities: list[Any], at: datetime
+) -> AlertIn:
+    """An inbox alert from a row of an alert table (store/alerts.py shape): its key, kind and score as
+    stored."""
+    return AlertIn(
+        source=source,
+        source_key=row.key,
+        kind=row.kind,
+        title=title,
+        score=row.score,
+        amount=amount,
+        entities=entities,
+        occurred_at=at,
+        evidence=evidence,
+    )
+
+
 def graph_alert(engine: Engine, row: Any) -> AlertIn:
     evidence = sealing.loads(row.evidence)
     members = [str(m) for m in evidence.get("members", [])]
@@ -170,17 +202,11 @@ def graph_alert(engine: Engine, row: Any) -> AlertIn:
     first, last = _ms(evidence.get("first_activity_ms")), _ms(evidence.get("last_activity_ms"))
     when = last or _aware(row.last_seen_at)
     label = "Ring" if row.kind == "ring" else "Dense block"
-    return AlertIn(
-        source="graph",
-        source_key=row.key,
-        kind=row.kind,
-        title=f"{label} of {len(members)} accounts",
-        score=row.score,
-        amount=_ring_amount(engine, members, first, last),
-        entities=of_members(members, identifiers),
-        occurred_at=when,
-        evidence={"graph_alert_id": row.id, **evidence},
-    )
+    amount = _ring_amount(engine, members, first, last)
+    title = f"{label} of {len(members)} accounts"
+    entities = of_members(members, identifiers)
+    evidence = {"graph_alert_id": row.id, **evidence}
+    return _row_alert("graph", row, evidence, title=title, amount=amount, entities=entities, at=when)
 
 
 def complaint_alert(engine: Engine, row: Any) -> AlertIn:
@@ -196,16 +222,65 @@ def complaint_alert(engine: Engine, row: Any) -> AlertIn:
     times = sorted(datetime.fromisoformat(m["occurred_at"]) for m in members if m.get("occurred_at"))
     first, last = (times[0], times[-1]) if times else (None, None)
     name = "Agent ring" if row.kind == "agent_ring" else "Loan intermediary ring"
-    return AlertIn(
-        source="complaint",
-        source_key=row.key,
-        kind=row.kind,
+    return _row_alert(
+        "complaint",
+        row,
+        {"complaint_alert_id": row.id, **evidence},
         title=f"{name}: {evidence.get('customers', len(accounts))} customers",
-        score=row.score,
         amount=_ring_amount(engine, accounts, first, last),
         entities=of_members(accounts, identifiers),
-        occurred_at=last or _aware(row.last_seen_at),
-        evidence={"complaint_alert_id": row.id, **evidence},
+        at=last or _aware(row.last_seen_at),
+    )
+
+
+def leak_alert(engine: Engine, row: Any) -> AlertIn:
+    evidence = sealing.loads(row.evidence)
+    accounts = [str(a) for a in evidence.get("accounts", [])]
+    discovered = evidence.get("discovered_at")
+    when = _aware(datetime.fromisoformat(discovered)) if discovered else _aware(row.first_seen_at)
+    total = evidence.get("accounts_total", len(accounts))
+    return _row_alert(
+        "leak",
+        row,
+        {"leak_alert_id": row.id, **evidence},
+        title=f"Leak {evidence.get('leak', row.key)}: {total} affected accounts to contact",
+        amount=_ring_amount(engine, accounts, when - RING_WINDOW, when),
+        entities=of_members(accounts),
+        at=when,
+    )
+
+
+#: notional amount at risk of an access alert, by kind (see the module docstring)
+ACCESS_AT_RISK = {
+    "canary": Decimal(1_000_000),
+    "bulk": Decimal(1_000_000),
+    "volume": Decimal(100_000),
+    "off_hours": Decimal(100_000),
+}
+ACCESS_TITLES = {
+    "canary": "Canary record opened",
+    "bulk": "Bulk reveal refused",
+    "volume": "Reveal volume far above habit",
+    "off_hours": "Off-hours reveal burst",
+}
+
+
+def access_alert(engine: Engine, row: Any) -> AlertIn:
+    evidence = sealing.loads(row.evidence)
+    actor = str(evidence.get("actor") or "unknown")
+    if row.kind == "canary":  # which accounts are canaries stays with whoever made them
+        canaries = evidence.pop("canaries", [])
+        evidence.pop("target", None)
+        evidence["canaries_opened"] = len(canaries)
+    at = evidence.get("at")
+    return _row_alert(
+        "access",
+        row,
+        {"privacy_alert_id": row.id, **evidence},
+        title=f"{ACCESS_TITLES.get(row.kind, row.kind)} by {actor}",
+        amount=ACCESS_AT_RISK.get(row.kind, Decimal(100_000)),
+        entities=[(ACTOR, actor[:256])],
+        at=_aware(datetime.fromisoformat(at)) if at else _aware(row.last_seen_at),
     )
 
 
@@ -305,4 +380,6 @@ def sync_all(engine: Engine, inbox: AlertInbox, now: datetime | None = None) -> 
         "graph": _sync_table(engine, inbox, cursors, now, "graph", graph_alerts, graph_alert).as_dict(),
         "complaint": _sync_table(engine, inbox, cursors, now, "complaint", complaint_alerts, complaint_alert).as_dict(),
         "trace": sync_traces(engine, inbox, cursors, now).as_dict(),
+        "leak": _sync_table(engine, inbox, cursors, now, "leak", leak_alerts, leak_alert).as_dict(),
+        "access": _sync_table(engine, inbox, cursors, now, "access", privacy_alerts, access_alert).as_dict(),
     }

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 
+from riskguard.cases.entities import ACTOR
 from riskguard.console.web import Console, Ctx, Refused, handler
 from riskguard.errors import ValidationFailed
 
@@ -58,7 +59,8 @@ def register(router: APIRouter, console: Console) -> None:
         """The case service's entity references → this console's entity (masked text, link reference)."""
         with service.engine.connect() as connection:
             pairs = service.inbox.entities_of_case(connection, case_id)
-        return {service.refs.ref(kind, value): console.entity(kind, value) for kind, value in pairs}
+        # an access alert's staff actor has no entity page (it is not a customer)
+        return {service.refs.ref(k, v): console.entity(k, v) for k, v in pairs if k != ACTOR}
 
     # ------------------------------------------------------------------ alert queue
     @router.get("/alerts")
