@@ -54,7 +54,7 @@ def test_list_show_and_revoke(database: str) -> None:
     assert clear.exit_code == 0 and ACCOUNT in clear.stdout and DEVICE in clear.stdout
     assert len(clear.stdout.splitlines()) == 1 and len(audited(database, "device.view")) == 1
 
-    shown = runner.invoke(app, ["devices", "show", mine["key_id"], "--account", ACCOUNT])
+    shown = runner.invoke(app, ["devices", "show", "--account", ACCOUNT, "--", mine["key_id"]])
     assert shown.exit_code == 0, shown.output
     found = json.loads(shown.stdout)
     assert [k["key_id"] for k in found["keys"]] == [mine["key_id"]] and ACCOUNT not in shown.stdout
@@ -62,7 +62,7 @@ def test_list_show_and_revoke(database: str) -> None:
     by_device = runner.invoke(app, ["devices", "show", DEVICE, "--unmask"])
     assert by_device.exit_code == 0 and ACCOUNT in by_device.stdout and len(audited(database, "device.view")) == 2
 
-    revoked = runner.invoke(app, ["devices", "revoke", mine["key_id"], "--reason", "phone reported stolen"])
+    revoked = runner.invoke(app, ["devices", "revoke", "--reason", "phone reported stolen", "--", mine["key_id"]])
     assert revoked.exit_code == 0 and "revoked" in revoked.stdout
     entry = audited(database, "device.revoke")[0]
     assert entry["details"]["reason"] == "phone reported stolen" and DEVICE not in str(entry)  # type: ignore[index]

@@ -64,7 +64,9 @@ def list_keys(
 
 @app.command("show")
 def show(
-    ident: Annotated[str, typer.Argument(metavar="KEY_OR_DEVICE", help="A key id, or a device id")],
+    ident: Annotated[
+        str, typer.Argument(metavar="KEY_OR_DEVICE", help="A key id or a device id (one starting with - after --)")
+    ],
     account: Annotated[str | None, typer.Option(help="Also assess this account's trust in the device")] = None,
     unmask: Unmask = False,
 ) -> None:
@@ -90,7 +92,9 @@ def show(
 
 @app.command("revoke")
 def revoke(
-    key_id: Annotated[str, typer.Argument(help="The key id (from `riskguard devices list`)")],
+    key_id: Annotated[
+        str, typer.Argument(help="The key id from `riskguard devices list` (one starting with - after --)")
+    ],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log)")] = "",
 ) -> None:
     """Revoke a key: its signatures fail with KEY_REVOKED on every worker within a poll (audited)."""
