@@ -41,3 +41,20 @@ def test_demo_investigate_leaves_alerts_in_the_configured_database(
         view = service.case(case["id"])
         assert view["decisions"] and view["ring_graph"]["source"] == "graph+case"
         assert service.close(case["id"], "confirmed_fraud", actor="user:admin")["labels"] > 0
+
+
+def test_plain_demo_beside_make_runs_installation_fills_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make run` then `riskguard demo` (the issue's new-user path): the demo finds ./var/riskguard.db and
+    investigates there; a named database, --db or --url keeps the throwaway default."""
+    from riskguard.cli.main import _served_demo_installation
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RISKGUARD_DATABASE_URL", raising=False)
+    assert not _served_demo_installation(None, None)  # no installation here: nothing to fill
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "riskguard.db").write_bytes(b"")
+    assert _served_demo_installation(None, None)
+    assert not _served_demo_installation(tmp_path / "other.db", None)
+    assert not _served_demo_installation(None, "http://127.0.0.1:8000")
+    monkeypatch.setenv("RISKGUARD_DATABASE_URL", "postgresql://127.0.0.1/test")
+    assert not _served_demo_installation(None, None)

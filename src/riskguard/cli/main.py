@@ -271,12 +271,14 @@ def demo(
         bool, typer.Option(help="In process: customers' phones register attested keys and sign payments")
     ] = True,
     investigate: Annotated[
-        bool,
+        bool | None,
         typer.Option(
+            "--investigate/--no-investigate",
             help="Decide into the configured database (RISKGUARD_DATABASE_URL, ./var/riskguard.db: what `make run` "
-            "serves), then rebuild the graph, trace victims' money and fill the alert inbox for the console"
+            "serves), then rebuild the graph, trace victims' money and fill the alert inbox for the console "
+            "(default: on when ./var/riskguard.db exists and no --db, --url or RISKGUARD_DATABASE_URL is given)",
         ),
-    ] = False,
+    ] = None,
 ) -> None:
     """Stream a simulated world through riskguard and print what it caught, missed and cost."""
     from riskguard.sim.demo import DemoOptions, run_demo, write_json
@@ -285,6 +287,13 @@ def demo(
         _fail("--rate must be positive")
     if db is not None and db.exists():
         _fail(f"--db {db} exists; the demo needs a fresh database")
+    if investigate is None:
+        investigate = _served_demo_installation(db, url)
+        if investigate:
+            _console().print(
+                "Found the installation `make run` serves (./var/riskguard.db): the demo decides into it and fills "
+                "the console's alert inbox (--no-investigate: a throwaway database instead)"
+            )
     options = DemoOptions(
         accounts=accounts,
         days=days,
@@ -304,6 +313,17 @@ def demo(
     summary = run_demo(options, _console())
     if json_out:
         write_json(summary, json_out)
+
+
+def _served_demo_installation(db: Path | None, url: str | None) -> bool:
+    """True when the demo runs beside the default installation of `make run` (the README's first command), so
+    a new user's `riskguard demo` leaves alerts in the console they just signed in to. Never for a database
+    named by RISKGUARD_DATABASE_URL: that may be a real installation."""
+    import os
+
+    if db is not None or url is not None or os.environ.get("RISKGUARD_DATABASE_URL"):
+        return False
+    return Path("var/riskguard.db").is_file()
 
 
 def _console(*, stderr: bool = False) -> Any:
