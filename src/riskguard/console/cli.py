@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
-from typing import Annotated, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
 
 import typer
 
@@ -14,11 +16,16 @@ from riskguard.console.users import UserRepository, new_password
 app = typer.Typer(help="Console users: add, list, disable, enable, set passwords and roles.", no_args_is_help=True)
 
 
-def _users() -> tuple[Any, UserRepository]:
+@contextmanager
+def _users() -> Iterator[UserRepository]:
+    """The console users of the configured installation; the guard is closed on the way out."""
     from riskguard.cli.main import _guard
 
     guard = _guard()
-    return guard, UserRepository.for_settings(guard.engine, guard.settings)
+    try:
+        yield UserRepository.for_settings(guard.engine, guard.settings)
+    finally:
+        guard.close()
 
 
 def _actor() -> str:
@@ -48,11 +55,8 @@ def add(
         typer.echo(f"error: --role must be one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
     password, generated = _password(prompt)
-    guard, users = _users()
-    try:
+    with _users() as users:
         users.add(username, role, password, actor=_actor())
-    finally:
-        guard.close()
     typer.echo(f"console user {username} ({role}) added")
     if generated:
         typer.echo(f"  password (shown once): {password}")
@@ -62,11 +66,8 @@ def add(
 @cli_errors
 def list_users() -> None:
     """List console users, their roles and states."""
-    guard, users = _users()
-    try:
+    with _users() as users:
         rows = users.all()
-    finally:
-        guard.close()
     for row in rows:
         state = "disabled" if row["disabled"] else "active"
         if row["locked_until"] is not None:
@@ -79,11 +80,8 @@ def list_users() -> None:
 @cli_errors
 def disable(username: Annotated[str, typer.Argument()]) -> None:
     """Disable a user; their sessions end at once."""
-    guard, users = _users()
-    try:
+    with _users() as users:
         users.set_disabled(username, True, actor=_actor())
-    finally:
-        guard.close()
     typer.echo(f"console user {username} disabled")
 
 
@@ -91,11 +89,8 @@ def disable(username: Annotated[str, typer.Argument()]) -> None:
 @cli_errors
 def enable(username: Annotated[str, typer.Argument()]) -> None:
     """Enable a disabled user again."""
-    guard, users = _users()
-    try:
+    with _users() as users:
         users.set_disabled(username, False, actor=_actor())
-    finally:
-        guard.close()
     typer.echo(f"console user {username} enabled")
 
 
@@ -107,11 +102,8 @@ def passwd(
 ) -> None:
     """Set a new password (random, printed once, unless --prompt); clears a lockout, ends sessions."""
     password, generated = _password(prompt)
-    guard, users = _users()
-    try:
+    with _users() as users:
         users.set_password(username, password, actor=_actor())
-    finally:
-        guard.close()
     typer.echo(f"console user {username}: password changed")
     if generated:
         typer.echo(f"  password (shown once): {password}")
@@ -124,9 +116,6 @@ def role(username: Annotated[str, typer.Argument()], new_role: Annotated[str, ty
     if new_role not in ROLES:
         typer.echo(f"error: ROLE must be one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
-    guard, users = _users()
-    try:
+    with _users() as users:
         users.set_role(username, new_role, actor=_actor())
-    finally:
-        guard.close()
     typer.echo(f"console user {username} is now {new_role}")
