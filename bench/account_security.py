@@ -27,11 +27,9 @@ import asyncio
 import os
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
@@ -40,8 +38,10 @@ from typing import Any
 
 import yaml
 
+from riskguard.scale.loadgen import Service
+
 sys.path.insert(0, str(Path(__file__).parent))
-from decision import drive, free_port  # the HTTP load client of bench/decision.py
+from decision import drive  # the HTTP load client of bench/decision.py
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 TAKEOVER_FEATURES = {
@@ -260,31 +260,17 @@ def bench_range(tmp: Path, hashes: int, requests: int, connections: int) -> None
     )
     guard.close()
 
-    port, log_path = free_port(), tmp / "server.log"
-    env = dict(
-        os.environ, RISKGUARD_DATABASE_URL=f"sqlite:///{db}", RISKGUARD_AUTH="off", RISKGUARD_LOG_LEVEL="WARNING"
+    service = Service(
+        {"RISKGUARD_DATABASE_URL": f"sqlite:///{db}", "RISKGUARD_AUTH": "off", "RISKGUARD_LOG_LEVEL": "WARNING"},
+        log_path=tmp / "server.log",
     )
-    script = Path(sys.executable).parent / "riskguard"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen([str(script), "serve", "--port", str(port)], env=env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not come up:\n{log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
+    with service:
+        assert service.process is not None
+        port = service.port
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
             result = pool.submit(range_client, port, prefixes, requests, connections).result(600)
-        status = Path(f"/proc/{server.pid}/status").read_text()
+        status = Path(f"/proc/{service.process.pid}/status").read_text()
         hwm = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM")), "?")
-    finally:
-        server.terminate()
-        server.wait(20)
     labels = {
         "range": f"HTTP GET /v1/breach/range, C={connections}",
         "padded": "HTTP, Add-Padding: true",
