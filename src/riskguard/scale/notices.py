@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ log = logging.getLogger("riskguard.scale.notices")
 CHANNEL = "riskguard_changes"
 
 
-class ChangeNotices:
+class ChangeNotices(ABC):
     """Announces changes and listens for other processes' announcements (one back end each)."""
 
     kind = "off"
@@ -50,8 +51,9 @@ class ChangeNotices:
         except Exception as exc:
             log.warning("announcing a %s change failed (%s); other workers see it at their next poll", what, exc)
 
+    @abstractmethod
     def _send(self, what: str) -> None:
-        raise NotImplementedError
+        """Publishes one notice (the back end's NOTIFY or PUBLISH)."""
 
     def listen(self, on_change: Callable[[str], None]) -> None:
         """Starts the listener thread: ``on_change(what)`` for every notice; reconnects on failure."""
@@ -76,8 +78,9 @@ class ChangeNotices:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
 
+    @abstractmethod
     def _receive(self) -> Any:
-        raise NotImplementedError
+        """Yields each notice's ``what`` as it arrives; returns or raises when the connection ends."""
 
     def close(self) -> None:
         self._stop.set()
